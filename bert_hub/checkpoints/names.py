@@ -1,0 +1,177 @@
+"""The one table of foreign weight names: TF1 and Hugging Face -> our canonical names.
+
+Canonical names are the variable names of tf-models' BERT encoder networks
+(`BertEncoderV2` and the legacy `BertEncoder` share them) without the model prefix
+and `:0`, in tf-models' layouts; the MLM head uses the names of tf-models'
+`layers.MaskedLM` inside `BertPretrainerV2`. TF2 checkpoints need no table: they
+are read through tf-models' own networks (see tf2.py).
+
+Layouts (how a source tensor becomes the canonical one; shapes use
+V=vocab, P=positions, T=types, H=hidden, A=heads, D=H/A, I=intermediate):
+  copy     same layout in every format (embeddings, LayerNorm, biases).
+  kernel   a dense kernel: TF1 [in, out] as is; HF Linear weight [out, in], transposed.
+  qkv_k    query/key/value kernel: [H, H] as `kernel` -> reshape [H, A, D].
+  qkv_b    query/key/value bias: [H] -> reshape [A, D].
+  out_k    attention output kernel: [H, H] as `kernel` -> reshape [A, D, H].
+"""
+import dataclasses
+from typing import Callable, Dict, List, Tuple
+
+from bert_hub.config import BertConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Weight:
+  canonical: str  # tf-models variable name; "{i}" for the layer index
+  tf1: str  # google-research BERT checkpoint name
+  hf: str  # Hugging Face BertModel state_dict name (without "bert.")
+  layout: str  # copy | kernel | qkv_k | qkv_b | out_k
+  shape: Callable[[BertConfig], Tuple[int, ...]]  # canonical shape
+
+
+def _h(c):
+  return (c.hidden_size,)
+
+
+EMBEDDINGS = [
+    Weight("word_embeddings/embeddings", "bert/embeddings/word_embeddings",
+           "embeddings.word_embeddings.weight", "copy",
+           lambda c: (c.vocab_size, c.hidden_size)),
+    Weight("position_embedding/embeddings", "bert/embeddings/position_embeddings",
+           "embeddings.position_embeddings.weight", "copy",
+           lambda c: (c.max_position_embeddings, c.hidden_size)),
+    Weight("type_embeddings/embeddings", "bert/embeddings/token_type_embeddings",
+           "embeddings.token_type_embeddings.weight", "copy",
+           lambda c: (c.type_vocab_size, c.hidden_size)),
+    Weight("embeddings/layer_norm/gamma", "bert/embeddings/LayerNorm/gamma",
+           "embeddings.LayerNorm.weight", "copy", _h),
+    Weight("embeddings/layer_norm/beta", "bert/embeddings/LayerNorm/beta",
+           "embeddings.LayerNorm.bias", "copy", _h),
+]
+
+_T = "transformer/layer_{i}/"
+_TF1 = "bert/encoder/layer_{i}/"
+_HF = "encoder.layer.{i}."
+
+
+def _qkv(name: str) -> List[Weight]:
+  return [
+      Weight(f"{_T}self_attention/{name}/kernel", f"{_TF1}attention/self/{name}/kernel",
+             f"{_HF}attention.self.{name}.weight", "qkv_k",
+             lambda c: (c.hidden_size, c.num_heads, c.head_size)),
+      Weight(f"{_T}self_attention/{name}/bias", f"{_TF1}attention/self/{name}/bias",
+             f"{_HF}attention.self.{name}.bias", "qkv_b",
+             lambda c: (c.num_heads, c.head_size)),
+  ]
+
+
+LAYER = _qkv("query") + _qkv("key") + _qkv("value") + [
+    Weight(f"{_T}self_attention/attention_output/kernel",
+           f"{_TF1}attention/output/dense/kernel",
+           f"{_HF}attention.output.dense.weight", "out_k",
+           lambda c: (c.num_heads, c.head_size, c.hidden_size)),
+    Weight(f"{_T}self_attention/attention_output/bias",
+           f"{_TF1}attention/output/dense/bias",
+           f"{_HF}attention.output.dense.bias", "copy", _h),
+    Weight(f"{_T}self_attention_layer_norm/gamma", f"{_TF1}attention/output/LayerNorm/gamma",
+           f"{_HF}attention.output.LayerNorm.weight", "copy", _h),
+    Weight(f"{_T}self_attention_layer_norm/beta", f"{_TF1}attention/output/LayerNorm/beta",
+           f"{_HF}attention.output.LayerNorm.bias", "copy", _h),
+    Weight(f"{_T}intermediate/kernel", f"{_TF1}intermediate/dense/kernel",
+           f"{_HF}intermediate.dense.weight", "kernel",
+           lambda c: (c.hidden_size, c.intermediate_size)),
+    Weight(f"{_T}intermediate/bias", f"{_TF1}intermediate/dense/bias",
+           f"{_HF}intermediate.dense.bias", "copy", lambda c: (c.intermediate_size,)),
+    Weight(f"{_T}output/kernel", f"{_TF1}output/dense/kernel",
+           f"{_HF}output.dense.weight", "kernel",
+           lambda c: (c.intermediate_size, c.hidden_size)),
+    Weight(f"{_T}output/bias", f"{_TF1}output/dense/bias",
+           f"{_HF}output.dense.bias", "copy", _h),
+    Weight(f"{_T}output_layer_norm/gamma", f"{_TF1}output/LayerNorm/gamma",
+           f"{_HF}output.LayerNorm.weight", "copy", _h),
+    Weight(f"{_T}output_layer_norm/beta", f"{_TF1}output/LayerNorm/beta",
+           f"{_HF}output.LayerNorm.bias", "copy", _h),
+]
+
+POOLER = [
+    Weight("pooler_transform/kernel", "bert/pooler/dense/kernel",
+           "pooler.dense.weight", "kernel", lambda c: (c.hidden_size, c.hidden_size)),
+    Weight("pooler_transform/bias", "bert/pooler/dense/bias",
+           "pooler.dense.bias", "copy", _h),
+]
+
+# The masked-language-model head (tf-models layers.MaskedLM named "cls/predictions");
+# its output projection is tied to the word embeddings in every format.
+MLM = [
+    Weight("cls/predictions/transform/dense/kernel", "cls/predictions/transform/dense/kernel",
+           "cls.predictions.transform.dense.weight", "kernel",
+           lambda c: (c.hidden_size, c.hidden_size)),
+    Weight("cls/predictions/transform/dense/bias", "cls/predictions/transform/dense/bias",
+           "cls.predictions.transform.dense.bias", "copy", _h),
+    Weight("cls/predictions/transform/LayerNorm/gamma",
+           "cls/predictions/transform/LayerNorm/gamma",
+           "cls.predictions.transform.LayerNorm.weight", "copy", _h),
+    Weight("cls/predictions/transform/LayerNorm/beta",
+           "cls/predictions/transform/LayerNorm/beta",
+           "cls.predictions.transform.LayerNorm.bias", "copy", _h),
+    Weight("cls/predictions/output_bias/bias", "cls/predictions/output_bias",
+           "cls.predictions.bias", "copy", lambda c: (c.vocab_size,)),
+]
+
+# Source names that hold no weight of the model (buffers, training state) and
+# are skipped silently; anything else that is not used is an error.
+TF1_IGNORED_SUFFIXES = ("/adam_m", "/adam_v", "/Adam", "/Adam_1")
+TF1_IGNORED = ("global_step",)
+TF1_ENCODER_PREFIX = "bert/"
+TF1_MLM_PREFIX = "cls/predictions/"
+HF_IGNORED = ("embeddings.position_ids",)
+HF_ENCODER_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+HF_MLM_PREFIX = "cls.predictions."
+# Tied to word embeddings in BertForPreTraining / BertForMaskedLM; not a weight of its own.
+HF_MLM_TIED = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+
+
+def expected_weights(config: BertConfig, *, with_mlm: bool) -> List[Weight]:
+  """Every weight of the encoder (and MLM head), with layer indices filled in."""
+  weights = list(EMBEDDINGS)
+  for i in range(config.num_layers):
+    weights += [
+        dataclasses.replace(w, canonical=w.canonical.format(i=i),
+                            tf1=w.tf1.format(i=i), hf=w.hf.format(i=i))
+        for w in LAYER
+    ]
+  weights += POOLER
+  if with_mlm:
+    weights += MLM
+  return weights
+
+
+def source_shape(weight: Weight, config: BertConfig, fmt: str) -> Tuple[int, ...]:
+  """The shape the weight has in a TF1 or HF checkpoint."""
+  shape = weight.shape(config)
+  if weight.layout in ("qkv_k", "out_k"):
+    shape = (config.hidden_size, config.hidden_size)  # [in, out]
+  elif weight.layout == "qkv_b":
+    shape = (config.hidden_size,)
+  if fmt == "hf" and weight.layout in ("kernel", "qkv_k", "out_k"):
+    shape = shape[::-1]  # torch.nn.Linear.weight is [out, in]
+  return shape
+
+
+def to_canonical(array, weight: Weight, config: BertConfig, fmt: str):
+  """Transforms a TF1/HF array (of source_shape) into the canonical layout."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  array = np.asarray(array, dtype=np.float32)
+  if fmt == "hf" and weight.layout in ("kernel", "qkv_k", "out_k"):
+    array = array.T  # [out, in] -> [in, out]
+  h, a, d = config.hidden_size, config.num_heads, config.head_size
+  if weight.layout == "qkv_k":
+    array = array.reshape(h, a, d)  # [H, H] -> [H, A, D]
+  elif weight.layout == "qkv_b":
+    array = array.reshape(a, d)  # [H] -> [A, D]
+  elif weight.layout == "out_k":
+    array = array.reshape(a, d, h)  # [H, H] -> [A, D, H]
+  return np.ascontiguousarray(array)
+
+
+Shapes = Dict[str, Tuple[int, ...]]

@@ -1,0 +1,185 @@
+"""The BERT encoder as a tf_keras model with the TF Hub input and output names.
+
+Built on tf-models-official's `networks.BertEncoderV2` (the network behind the TF
+Hub BERT encoders) and, for `with_mlm`, its `layers.MaskedLM` head; no transformer
+math is written here.
+
+Encoder model (`build_encoder`, `load_encoder`), with B=batch, S=seq_length:
+  inputs (dict):
+    input_word_ids   int32 [B, S]  token ids, [CLS] ... [SEP] ... [SEP] then padding
+    input_mask       int32 [B, S]  1 for real tokens, 0 for padding
+    input_type_ids   int32 [B, S]  segment of each token: 0, 1, ...
+  outputs (dict):
+    pooled_output    float32 [B, H]     tanh(dense(sequence_output[:, 0]))
+    sequence_output  float32 [B, S, H]  the last layer's output
+    encoder_outputs  list of L float32 [B, S, H]; the last equals sequence_output
+    default          float32 [B, H]     = pooled_output (the common text-embedding name)
+
+MLM model (`with_mlm=True`): the same inputs plus
+    masked_lm_positions  int32 [B, P]  positions to predict
+  and the same outputs plus
+    mlm_logits       float32 [B, P, V]  logits over the vocabulary
+
+Ids outside [0, vocab_size) or type ids outside [0, type_vocab_size): TensorFlow's
+gather raises InvalidArgumentError on CPU but returns zeros on GPU; bert-hub does
+not add checks to the graph (they would cost every call); validate ids upstream
+(the preprocessing model only emits ids from its vocab).
+"""
+import logging
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+from bert_hub import _keras  # noqa: F401
+from bert_hub.checkpoints import Weights, read_weights, resolve
+from bert_hub.config import BertConfig, load_config
+from bert_hub.errors import BertHubError
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
+import tf_keras  # pylint: disable=g-import-not-at-top,wrong-import-order
+
+log = logging.getLogger("bert_hub")
+
+INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+NETWORK_NAME = "bert_encoder"
+MLM_NAME = "cls/predictions"
+
+
+def build_network(config: BertConfig):
+  """tf-models' BertEncoderV2 for `config`, randomly initialised."""
+  from official.nlp.modeling import networks  # pylint: disable=g-import-not-at-top
+  return networks.BertEncoderV2(
+      vocab_size=config.vocab_size,
+      hidden_size=config.hidden_size,
+      num_layers=config.num_layers,
+      num_attention_heads=config.num_heads,
+      inner_dim=config.intermediate_size,
+      inner_activation=config.activation_fn(),
+      output_dropout=config.hidden_dropout,
+      attention_dropout=config.attention_dropout,
+      max_sequence_length=config.max_position_embeddings,
+      type_vocab_size=config.type_vocab_size,
+      initializer=tf_keras.initializers.TruncatedNormal(
+          stddev=config.initializer_range),
+      name=NETWORK_NAME)
+
+
+def encoder_inputs(seq_length: Optional[int] = None) -> Dict[str, tf.Tensor]:
+  return {name: tf_keras.layers.Input(shape=(seq_length,), dtype=tf.int32, name=name)
+          for name in INPUT_NAMES}
+
+
+def build_encoder(config: BertConfig, *, with_mlm: bool = False) -> tf_keras.Model:
+  """The encoder model (see module docstring); with_mlm adds `.mlm`, the MLM model."""
+  network = build_network(config)
+  inputs = encoder_inputs()
+  outputs = dict(network(inputs))
+  outputs["default"] = outputs["pooled_output"]
+  model = tf_keras.Model(inputs=inputs, outputs=outputs, name="bert_encoder_model")
+  model.config = config
+  model.network = network
+  model.mlm = None
+  if with_mlm:
+    from official.nlp.modeling import layers  # pylint: disable=g-import-not-at-top
+    head = layers.MaskedLM(embedding_table=network.get_embedding_table(),
+                           activation=config.activation_fn(),
+                           initializer=tf_keras.initializers.TruncatedNormal(
+                               stddev=config.initializer_range),
+                           name=MLM_NAME)
+    mlm_inputs = dict(encoder_inputs(), masked_lm_positions=tf_keras.layers.Input(
+        shape=(None,), dtype=tf.int32, name="masked_lm_positions"))
+    mlm_outputs = dict(network({k: mlm_inputs[k] for k in INPUT_NAMES}))
+    mlm_outputs["mlm_logits"] = head(mlm_outputs["sequence_output"],
+                                     masked_positions=mlm_inputs["masked_lm_positions"])
+    model._auto_track_sub_layers = False  # keep the head's weights out of `model`
+    model.mlm = tf_keras.Model(inputs=mlm_inputs, outputs=mlm_outputs, name="bert_mlm")
+    model.mlm_head = head
+  return model
+
+
+def canonical_variables(model: tf_keras.Model) -> Dict[str, tf.Variable]:
+  """The model's variables by canonical name (see checkpoints/names.py)."""
+  out = {}
+  for v in model.network.variables:
+    out[v.name.split("/", 1)[1].rsplit(":", 1)[0]] = v
+  if model.mlm is not None:
+    for v in model.mlm_head.trainable_variables:
+      name = v.name.rsplit(":", 1)[0]
+      if MLM_NAME in name:
+        out[name[name.index(MLM_NAME):]] = v
+  return out
+
+
+def assign_weights(model: tf_keras.Model, weights: Weights) -> None:
+  """Assigns every canonical weight; the readers already checked names and shapes."""
+  variables = canonical_variables(model)
+  missing = sorted(set(variables) - set(weights.arrays))
+  extra = sorted(set(weights.arrays) - set(variables))
+  if missing or extra:  # the name table and the network disagree: our bug
+    raise RuntimeError(f"internal error: name table out of date; network has "
+                       f"unmapped {missing}, table has unknown {extra}")
+  for name, var in variables.items():
+    var.assign(weights.arrays[name])
+
+
+def find_config(checkpoint: str, checkpoint_format: Optional[str] = None) -> str:
+  """The config beside a checkpoint: config.json (HF) or bert_config.json (TF)."""
+  fmt, path, _ = resolve(checkpoint, checkpoint_format)
+  folder = os.path.dirname(path) if not os.path.isdir(path) else path
+  candidates = ["config.json"] if fmt == "hf" else ["bert_config.json", "config.json"]
+  for name in candidates:
+    if os.path.isfile(os.path.join(folder, name)):
+      found = os.path.join(folder, name)
+      log.info("using the config beside the checkpoint: %s", found)
+      return found
+  raise BertHubError(
+      "config needed", expected=f"--config, or {' or '.join(candidates)} beside "
+      "the checkpoint", received=f"none in {folder or '.'}",
+      fix="pass --config PATH (bert_config.json, config.json or encoder YAML)")
+
+
+def load_encoder(checkpoint: str, config=None, *,
+                 checkpoint_format: Optional[str] = None,
+                 with_mlm: bool = False) -> tf_keras.Model:
+  """Builds the encoder for a checkpoint and loads its weights strictly.
+
+  Args:
+    checkpoint: a TF1 or TF2 checkpoint prefix, a Hugging Face model directory
+      or a `.safetensors` file.
+    config: a config path or `BertConfig`; optional when the checkpoint's folder
+      holds config.json (Hugging Face) or bert_config.json.
+    checkpoint_format: "tf1", "tf2" or "hf" to override detection.
+    with_mlm: also load the masked-LM head into `model.mlm`.
+
+  Returns:
+    The tf_keras encoder model (see module docstring), with `.config`, and
+    `.weights_source` (a `checkpoints.Weights` without the arrays).
+  """
+  if config is None:
+    config = find_config(checkpoint, checkpoint_format)
+  if not isinstance(config, BertConfig):
+    config = load_config(config)
+  weights = read_weights(checkpoint, config, checkpoint_format=checkpoint_format,
+                         with_mlm=with_mlm)
+  model = build_encoder(config, with_mlm=with_mlm)
+  assign_weights(model, weights)
+  model.weights_source = Weights(arrays={}, source=weights.source,
+                                 format=weights.format, files=weights.files)
+  return model
+
+
+def sample_inputs(config: BertConfig, *, batch: int = 2, seq_length: int = 16,
+                  seed: int = 0) -> Dict[str, np.ndarray]:
+  """A deterministic padded batch of valid ids, for verification."""
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(1, config.vocab_size, size=(batch, seq_length), dtype=np.int32)
+  mask = np.ones((batch, seq_length), np.int32)
+  types = np.zeros((batch, seq_length), np.int32)
+  for b in range(batch):
+    length = seq_length - (b * seq_length) // (2 * batch)  # later rows padded more
+    mask[b, length:] = 0
+    ids[b, length:] = 0
+    if config.type_vocab_size > 1:
+      types[b, length // 2:length] = 1
+  return dict(input_word_ids=ids, input_mask=mask, input_type_ids=types)
