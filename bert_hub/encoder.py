@@ -32,7 +32,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from bert_hub import _keras  # noqa: F401
-from bert_hub.checkpoints import Weights, read_weights, resolve
+from bert_hub.checkpoints import Weights, names, read_weights, resolve
 from bert_hub.config import BertConfig, load_config
 from bert_hub.errors import BertHubError
 
@@ -43,7 +43,7 @@ log = logging.getLogger("bert_hub")
 
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 NETWORK_NAME = "bert_encoder"
-MLM_NAME = "cls/predictions"
+MLM_NAME = names.MLM_SCOPE
 
 
 def build_network(config: BertConfig):
@@ -100,14 +100,9 @@ def build_encoder(config: BertConfig, *, with_mlm: bool = False) -> tf_keras.Mod
 
 def canonical_variables(model: tf_keras.Model) -> Dict[str, tf.Variable]:
   """The model's variables by canonical name (see checkpoints/names.py)."""
-  out = {}
-  for v in model.network.variables:
-    out[v.name.split("/", 1)[1].rsplit(":", 1)[0]] = v
-  if model.mlm is not None:
-    for v in model.mlm_head.trainable_variables:
-      name = v.name.rsplit(":", 1)[0]
-      if MLM_NAME in name:
-        out[name[name.index(MLM_NAME):]] = v
+  out = {names.canonical_name(v.name): v for v in model.network.variables}
+  if model.mlm is not None:  # the head shares the word embeddings with the network
+    out.update({names.canonical_name(v.name): v for v in model.mlm_head.variables})
   return out
 
 

@@ -222,7 +222,7 @@ def read_tf_tensor(reader, key, prefix):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
     return reader.get_tensor(key)
-  except (tf.errors.OpError, ValueError) as e:
+  except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: short read
     raise BertHubError(
         "unreadable checkpoint", expected="a complete TF checkpoint",
         received=f"{prefix}: reading {key}: {str(e).splitlines()[0][:200]}",

@@ -15,7 +15,7 @@ V=vocab, P=positions, T=types, H=hidden, A=heads, D=H/A, I=intermediate):
   out_k    attention output kernel: [H, H] as `kernel` -> reshape [A, D, H].
 """
 import dataclasses
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, List, Tuple
 
 from bert_hub.config import BertConfig
 
@@ -174,4 +174,22 @@ def to_canonical(array, weight: Weight, config: BertConfig, fmt: str):
   return np.ascontiguousarray(array)
 
 
-Shapes = Dict[str, Tuple[int, ...]]
+MLM_SCOPE = "cls/predictions"
+
+
+def canonical_name(variable_name: str) -> str:
+  """A tf-models variable's canonical name.
+
+  "bert_encoder/transformer/layer_0/intermediate/kernel:0" (BertEncoderV2, a
+  Layer: its name is the prefix), "transformer/layer_0/intermediate/kernel:0"
+  (the legacy functional BertEncoder: no prefix), ".../cls/predictions/..."
+  (MaskedLM, inside whatever scope) -> "transformer/layer_0/intermediate/kernel".
+  """
+  name = variable_name.rsplit(":", 1)[0]
+  if MLM_SCOPE + "/" in name:
+    return name[name.index(MLM_SCOPE + "/"):]
+  for anchor in ("word_embeddings/", "position_embedding/", "type_embeddings/",
+                 "embeddings/layer_norm/", "transformer/", "pooler_transform/"):
+    if anchor in name:
+      return name[name.index(anchor):]
+  raise ValueError(f"not a tf-models BERT variable: {variable_name}")

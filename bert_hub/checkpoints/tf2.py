@@ -16,7 +16,7 @@ from typing import Dict
 
 import numpy as np
 
-from bert_hub.checkpoints import (check_config_agrees, open_tf_checkpoint,
+from bert_hub.checkpoints import (check_config_agrees, names, open_tf_checkpoint,
                                   read_tf_tensor)
 from bert_hub.config import BertConfig
 from bert_hub.errors import BertHubError, CheckpointMismatchError
@@ -27,6 +27,7 @@ _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 def read(prefix: str, config: BertConfig, *, with_mlm: bool) -> Dict[str, np.ndarray]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow.python.checkpoint import graph_view, util  # pylint: disable=g-direct-tensorflow-import
+  from tensorflow.python.trackable import trackable_utils  # pylint: disable=g-direct-tensorflow-import
   from official.nlp.modeling import layers, networks  # pylint: disable=g-import-not-at-top
 
   reader = open_tf_checkpoint(prefix)
@@ -71,18 +72,14 @@ def read(prefix: str, config: BertConfig, *, with_mlm: bool) -> Dict[str, np.nda
     items["masked_lm"] = mlm
 
   # Which checkpoint key each variable of the network has.
+  root_object = tf.train.Checkpoint(**items)  # the view holds only a weakref
   _, paths, *_ = util.objects_ids_and_slot_variables_and_paths(
-      graph_view.ObjectGraphView(tf.train.Checkpoint(**items)))
+      graph_view.ObjectGraphView(root_object))
   expected = {}
   for obj in items.values():
     for v in obj.variables:
-      key = "/".join(ref.name for ref in paths[v]) + _VALUE
-      # "bert_encoder_v2/transformer/layer_0/.../kernel:0" -> "transformer/layer_0/.../kernel"
-      canonical = v.name.split("/", 1)[1].rsplit(":", 1)[0]
-      if canonical.startswith("cls/"):
-        canonical = v.name.rsplit(":", 1)[0]
-        canonical = canonical[canonical.index("cls/"):]
-      expected[key] = (canonical, tuple(v.shape))
+      key = trackable_utils.object_path_to_string(paths[v]) + _VALUE
+      expected[key] = (names.canonical_name(v.name), tuple(v.shape))
 
   ours = [k for k in shapes if k.startswith(root + "/") or
           (with_mlm and k.startswith("masked_lm/"))]
