@@ -1,0 +1,205 @@
+"""Version 3 export: the seed page's usage, hub.KerasLayer behaviour, the anchor's API."""
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import bert_hub  # noqa: F401
+from export import cli, lib
+from tests import fixtures
+
+import tensorflow as tf  # pylint: disable=wrong-import-order
+import tensorflow_hub as hub  # pylint: disable=wrong-import-order
+import tf_keras  # pylint: disable=wrong-import-order
+
+SEEDS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "seeds")
+CONFIG = fixtures.tiny_config(max_position_embeddings=128)  # the page uses seq 128
+# Two exporters of the same weights in one framework: graph rewrites only.
+ANCHOR_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  """One TF2 checkpoint (tf-models' legacy BertEncoder + MLM), exported by us and by
+  tf-models' own export_tfhub_lib."""
+  from official.legacy.bert import configs
+  from official.nlp.tools import export_tfhub_lib
+  root = tmp_path_factory.mktemp("v3")
+  prefix, _ = fixtures.write_tf2_checkpoint(root / "ckpt", CONFIG, legacy=True,
+                                            with_mlm=True)
+  vocab = fixtures.write_vocab(root / "vocab_src")
+  ours = lib.export_encoder(checkpoint=prefix, output_dir=str(root / "ours"), vocab=vocab,
+                            with_mlm=True, lower_case=True, report=lib.quiet_report)
+  reference = str(root / "reference")
+  export_tfhub_lib.export_model(
+      reference, bert_config=configs.BertConfig.from_json_file(
+          str(root / "ckpt/bert_config.json")),
+      model_checkpoint_path=prefix, with_mlm=True, vocab_file=vocab, do_lower_case=True)
+  return dict(root=root, prefix=prefix, vocab=vocab, path=ours.path,
+              reference=reference, result=ours)
+
+
+def seed_snippets(name):
+  with open(os.path.join(SEEDS, name), encoding="utf-8") as f:
+    return re.findall(r"```python\n(.*?)```", f.read(), re.S)
+
+
+def test_seed_page_usage_runs_unchanged(exported):
+  (snippet,) = [s for s in seed_snippets("000_de95042f42be4a2f.txt") if "KerasLayer" in s]
+  handle = "https://tfhub.dev/tensorflow/bert_en_wwm_uncased_L-24_H-1024_A-16/3"
+  assert handle in snippet
+  scope = dict(tf=tf, hub=hub)
+  exec(snippet.replace(handle, exported["path"]), scope)  # pylint: disable=exec-used
+  h = CONFIG.hidden_size
+  assert scope["pooled_output"].shape.as_list() == [None, h]  # [batch_size, H]
+  assert scope["sequence_output"].shape.as_list() == [None, 128, h]  # static seq_length
+  encoder_outputs = scope["outputs"]["encoder_outputs"]
+  assert len(encoder_outputs) == CONFIG.num_layers
+  assert all(t.shape.as_list() == [None, 128, h] for t in encoder_outputs)
+  # Run the page's functional graph: the last encoder output is sequence_output.
+  model = tf_keras.Model(scope["inputs"], scope["outputs"])
+  out = model(fixtures_batch(seq_length=128))
+  np.testing.assert_array_equal(out["encoder_outputs"][-1], out["sequence_output"])
+  np.testing.assert_array_equal(out["default"], out["pooled_output"])
+
+
+def fixtures_batch(seq_length=16, batch=3):
+  from bert_hub.encoder import sample_inputs
+  return sample_inputs(CONFIG, batch=batch, seq_length=seq_length)
+
+
+def test_dropout_under_training_only(exported):
+  layer = hub.KerasLayer(exported["path"], trainable=True)
+  inputs = fixtures_batch()
+  a = layer(inputs, training=True)["pooled_output"].numpy()
+  b = layer(inputs, training=True)["pooled_output"].numpy()
+  c = layer(inputs, training=False)["pooled_output"].numpy()
+  d = layer(inputs, training=False)["pooled_output"].numpy()
+  assert np.max(np.abs(a - b)) > 1e-3, "training=True must apply dropout"
+  np.testing.assert_array_equal(c, d)
+  assert len(layer.trainable_weights) == len(
+      bert_hub.encoder.build_encoder(CONFIG).trainable_variables)
+
+
+def test_legacy_attributes_and_assets(exported):
+  layer = hub.KerasLayer(exported["path"])
+  vocab_file = layer.resolved_object.vocab_file.asset_path.numpy().decode()
+  assert vocab_file.startswith(os.path.join(exported["path"], "assets"))
+  with open(vocab_file, encoding="utf-8") as f:
+    assert f.read().split("\n")[:-1] == fixtures.TINY_VOCAB
+  assert layer.resolved_object.do_lower_case.numpy() is np.True_ or \
+      layer.resolved_object.do_lower_case.numpy() == True  # noqa: E712
+  assert not layer.resolved_object.do_lower_case.trainable
+
+
+def test_serving_signature_has_meaningful_names(exported):
+  loaded = tf.saved_model.load(exported["path"])
+  sig = loaded.signatures["serving_default"]
+  assert set(sig.structured_input_signature[1]) == {
+      "input_word_ids", "input_mask", "input_type_ids"}
+  names = {"pooled_output", "sequence_output", "default"} | {
+      f"encoder_outputs_{i}" for i in range(CONFIG.num_layers)}
+  assert set(sig.structured_outputs) == names
+  out = sig(**{k: tf.constant(v) for k, v in fixtures_batch().items()})
+  call = loaded(fixtures_batch())
+  np.testing.assert_allclose(out["encoder_outputs_1"], call["encoder_outputs"][1], atol=1e-6)
+
+
+def test_matches_tf_models_export_of_the_same_checkpoint(exported):
+  ours = tf.saved_model.load(exported["path"])
+  ref = tf.saved_model.load(exported["reference"])
+  inputs = fixtures_batch()
+  # Same input names, dtypes and shapes for __call__ and mlm.
+  def spec(fn):
+    return {k: (v.dtype, v.shape.as_list())
+            for k, v in fn.concrete_functions[0].structured_input_signature[0][0].items()}
+  assert spec(ours.__call__) == spec(ref.__call__)
+  assert spec(ours.mlm.__call__) == spec(ref.mlm.__call__)
+  # Same subobjects of the API.
+  for name in ("vocab_file", "do_lower_case", "mlm", "variables", "trainable_variables",
+               "regularization_losses"):
+    assert hasattr(ours, name) and hasattr(ref, name), name
+  assert {v.name for v in ours.trainable_variables} and len(
+      ours.trainable_variables) == len(ref.trainable_variables)
+  a, b = ours(inputs), ref(inputs)
+  assert set(a) == set(b)
+  for key in ("pooled_output", "sequence_output", "default"):
+    np.testing.assert_allclose(a[key], b[key], atol=ANCHOR_TOLERANCE, rtol=0)
+  for x, y in zip(a["encoder_outputs"], b["encoder_outputs"]):
+    np.testing.assert_allclose(x, y, atol=ANCHOR_TOLERANCE, rtol=0)
+  mlm_inputs = dict(inputs, masked_lm_positions=np.array([[1, 2], [3, 4], [0, 5]], np.int32))
+  ma, mb = ours.mlm(mlm_inputs), ref.mlm(mlm_inputs)
+  assert ma["mlm_logits"].shape == (3, 2, CONFIG.vocab_size)
+  np.testing.assert_allclose(ma["mlm_logits"], mb["mlm_logits"], atol=ANCHOR_TOLERANCE, rtol=0)
+
+
+def test_relocated_export_loads_without_its_sources(exported, tmp_path):
+  moved = tmp_path / "elsewhere" / "3"
+  shutil.copytree(exported["path"], moved)
+  os.rename(exported["vocab"], exported["vocab"] + ".gone")
+  try:
+    layer = hub.KerasLayer(str(moved))
+    vocab_file = layer.resolved_object.vocab_file.asset_path.numpy().decode()
+    assert vocab_file.startswith(str(moved)) and os.path.isfile(vocab_file)
+    np.testing.assert_allclose(layer(fixtures_batch())["pooled_output"],
+                               tf.saved_model.load(exported["path"])(
+                                   fixtures_batch())["pooled_output"], atol=1e-6)
+  finally:
+    os.rename(exported["vocab"] + ".gone", exported["vocab"])
+
+
+def test_export_reports_verification(exported):
+  assert exported["result"].max_diff is not None
+  assert exported["result"].max_diff < 5e-5
+  assert sorted(os.listdir(os.path.dirname(exported["path"]))) == ["3"]  # no leftovers
+
+
+def test_cli_never_overwrites(exported, capsys):
+  code = cli.main(["encoder", "--checkpoint", exported["prefix"], "--vocab",
+                   exported["vocab"], "--output", os.path.dirname(exported["path"]),
+                   "--lower-case"])
+  assert code == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("error: version exists") and "--overwrite" in err
+  assert "\n" not in err
+
+
+@pytest.mark.slow
+def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path):
+  """Preprocessing layer -> encoder (trainable) -> Dense: loss falls, gradients reach
+  the encoder, and the classifier saves and reloads with equal predictions."""
+  vocab = fixtures.write_vocab(tmp_path / "vocab")
+  prefix, _ = fixtures.write_tf1_checkpoint(tmp_path / "ckpt", CONFIG)
+  enc = lib.export_encoder(checkpoint=prefix, output_dir=str(tmp_path / "enc"), vocab=vocab,
+                           lower_case=True, report=lib.quiet_report).path
+  pre = lib.export_preprocessing(vocab=vocab, output_dir=str(tmp_path / "pre"),
+                                 seq_length=16, lower_case=True,
+                                 report=lib.quiet_report).path
+  text = tf_keras.layers.Input(shape=(), dtype=tf.string)
+  encoder_layer = hub.KerasLayer(enc, trainable=True)
+  pooled = encoder_layer(hub.KerasLayer(pre)(text))["pooled_output"]
+  logits = tf_keras.layers.Dense(2)(pooled)
+  model = tf_keras.Model(text, logits)
+  sentences = tf.constant(["i liked this movie", "this film was great !",
+                           "i hated it", "this was very bad .", "good fun", "not good"])
+  labels = tf.constant([1, 1, 0, 0, 1, 0])
+  loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  optimizer = tf_keras.optimizers.Adam(1e-2)
+  encoder_vars = {id(v) for v in encoder_layer.trainable_weights}
+  losses = []
+  for _ in range(20):
+    with tf.GradientTape() as tape:
+      loss = loss_fn(labels, model(sentences, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    reached = [g for v, g in zip(model.trainable_variables, grads)
+               if id(v) in encoder_vars and g is not None and float(tf.reduce_max(tf.abs(g))) > 0]
+    assert len(reached) == len(encoder_vars), "every encoder variable gets a gradient"
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    losses.append(float(loss_fn(labels, model(sentences, training=False))))
+  assert losses[-1] < 0.5 * losses[0], losses
+  saved = str(tmp_path / "classifier")
+  model.save(saved, include_optimizer=False, save_format="tf")
+  reloaded = tf_keras.models.load_model(saved, custom_objects={"KerasLayer": hub.KerasLayer})
+  np.testing.assert_allclose(reloaded(sentences), model(sentences), atol=1e-5)
