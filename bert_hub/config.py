@@ -149,25 +149,33 @@ def _require(data: Mapping[str, Any], keys, source: str, kind: str):
         fix=f"add the missing keys, or pass the right {kind}")
 
 
-def from_bert_config_json(data: Mapping[str, Any], *, source: str = "") -> BertConfig:
-  """Original BERT `bert_config.json` (google-research, TF Model Garden legacy)."""
-  keys = ("vocab_size", "hidden_size", "num_hidden_layers",
-          "num_attention_heads", "intermediate_size")
-  _require(data, keys, source, "bert_config.json")
+_BERT_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+              "intermediate_size")
+
+
+def _from_bert_keys(data: Mapping[str, Any], *, activations: Mapping[str, str],
+                    kind: str, source: str, **extra) -> BertConfig:
+  """The keys original BERT and Hugging Face share (`num_hidden_layers`, ...)."""
+  _require(data, _BERT_KEYS, source, kind)
   return BertConfig(
       vocab_size=data["vocab_size"],
       hidden_size=data["hidden_size"],
       num_layers=data["num_hidden_layers"],
       num_heads=data["num_attention_heads"],
       intermediate_size=data["intermediate_size"],
-      activation=_activation(data.get("hidden_act", "gelu"), _TF_ACTIVATIONS,
-                             source, "original BERT"),
+      activation=_activation(data.get("hidden_act", "gelu"), activations, source, kind),
       hidden_dropout=data.get("hidden_dropout_prob", 0.1),
       attention_dropout=data.get("attention_probs_dropout_prob", 0.1),
       max_position_embeddings=data.get("max_position_embeddings", 512),
       type_vocab_size=data.get("type_vocab_size", 2),
       initializer_range=data.get("initializer_range", 0.02),
-      source=source)
+      source=source, **extra)
+
+
+def from_bert_config_json(data: Mapping[str, Any], *, source: str = "") -> BertConfig:
+  """Original BERT `bert_config.json` (google-research, TF Model Garden legacy)."""
+  return _from_bert_keys(data, activations=_TF_ACTIVATIONS, kind="bert_config.json",
+                         source=source)
 
 
 def from_hf_config(data: Mapping[str, Any], *, source: str = "") -> BertConfig:
@@ -184,24 +192,9 @@ def from_hf_config(data: Mapping[str, Any], *, source: str = "") -> BertConfig:
         expected='"position_embedding_type": "absolute" (as in BERT)',
         received=json.dumps(data["position_embedding_type"]),
         fix="export a model with absolute position embeddings")
-  keys = ("vocab_size", "hidden_size", "num_hidden_layers",
-          "num_attention_heads", "intermediate_size")
-  _require(data, keys, source, "Hugging Face config.json")
-  return BertConfig(
-      vocab_size=data["vocab_size"],
-      hidden_size=data["hidden_size"],
-      num_layers=data["num_hidden_layers"],
-      num_heads=data["num_attention_heads"],
-      intermediate_size=data["intermediate_size"],
-      activation=_activation(data.get("hidden_act", "gelu"), _HF_ACTIVATIONS,
-                             source, "Hugging Face"),
-      hidden_dropout=data.get("hidden_dropout_prob", 0.1),
-      attention_dropout=data.get("attention_probs_dropout_prob", 0.1),
-      max_position_embeddings=data.get("max_position_embeddings", 512),
-      type_vocab_size=data.get("type_vocab_size", 2),
-      initializer_range=data.get("initializer_range", 0.02),
-      layer_norm_eps=data.get("layer_norm_eps", 1e-12),
-      source=source)
+  return _from_bert_keys(data, activations=_HF_ACTIVATIONS,
+                         kind="Hugging Face config.json", source=source,
+                         layer_norm_eps=data.get("layer_norm_eps", 1e-12))
 
 
 def from_encoder_yaml(data: Mapping[str, Any], *, source: str = "") -> BertConfig:
