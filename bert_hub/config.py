@@ -69,6 +69,10 @@ class BertConfig:
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         problems.append(f"{name}={value!r} (a number in [0, 1))")
+    for name in ("initializer_range", "layer_norm_eps"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        problems.append(f"{name}={value!r} (a positive number)")
     if problems:
       raise BertHubError(
           f"invalid BERT config {self.source}".rstrip(),
@@ -197,17 +201,27 @@ def from_hf_config(data: Mapping[str, Any], *, source: str = "") -> BertConfig:
                          layer_norm_eps=data.get("layer_norm_eps", 1e-12))
 
 
+def _mapping(value: Any, key: str, source: str) -> Mapping[str, Any]:
+  if not isinstance(value, Mapping):
+    raise BertHubError(
+        f"unreadable encoder YAML {source}".rstrip(),
+        expected=f"a mapping of config keys under {key}:",
+        received=f"{key}: {value!r}"[:200],
+        fix="pass the encoder YAML of the checkpoint (encoder: {type: bert, bert: {...}})")
+  return value
+
+
 def from_encoder_yaml(data: Mapping[str, Any], *, source: str = "") -> BertConfig:
   """TF Model Garden `EncoderConfig` YAML: `encoder: {type: bert, bert: {...}}`."""
   if "encoder" in data:
-    data = data["encoder"]
+    data = _mapping(data["encoder"], "encoder", source)
   if "type" in data and data["type"] != "bert":
     raise BertHubError(
         f"unsupported encoder YAML {source}",
         expected="encoder type 'bert'",
         received=repr(data["type"]),
         fix="export a BERT encoder config")
-  data = data.get("bert", data)
+  data = _mapping(data.get("bert", data), "bert", source)
   keys = ("vocab_size", "hidden_size", "num_layers", "num_attention_heads",
           "intermediate_size")
   _require(data, keys, source, "encoder YAML")

@@ -20,10 +20,17 @@ MLM model (`with_mlm=True`): the same inputs plus
   and the same outputs plus
     mlm_logits       float32 [B, P, V]  logits over the vocabulary
 
-Ids outside [0, vocab_size) or type ids outside [0, type_vocab_size): TensorFlow's
-gather raises InvalidArgumentError on CPU but returns zeros on GPU; bert-hub does
-not add checks to the graph (they would cost every call); validate ids upstream
-(the preprocessing model only emits ids from its vocab).
+Out-of-range inputs (the same in the Python model and every exported SavedModel;
+bert-hub adds no checks to the graph, they would cost every call; validate ids
+upstream: the preprocessing model only emits ids from its vocab):
+  * word ids outside [0, vocab_size): TensorFlow's gather raises
+    InvalidArgumentError on CPU ("indices[i,j] = 70 is not in [0, 70)") but
+    returns a zero embedding on GPU.
+  * type ids outside [0, type_vocab_size): no error on any device; the type
+    embedding is a one-hot matmul (tf-models' OnDeviceEmbedding, use_one_hot),
+    so such a position gets a zero type embedding.
+  * more than max_position_embeddings positions: an error (InvalidArgumentError,
+    or ValueError when the length is known while tracing).
 """
 import logging
 import os
@@ -32,7 +39,8 @@ from typing import Dict, Optional
 import numpy as np
 
 from bert_hub import _keras  # noqa: F401
-from bert_hub.checkpoints import Weights, names, read_weights, resolve
+from bert_hub.checkpoints import (Weights, names, read_weights, resolve,
+                                  uninitialized_variables)
 from bert_hub.config import BertConfig, load_config
 from bert_hub.errors import BertHubError
 
@@ -70,8 +78,18 @@ def encoder_inputs(seq_length: Optional[int] = None) -> Dict[str, tf.Tensor]:
           for name in INPUT_NAMES}
 
 
-def build_encoder(config: BertConfig, *, with_mlm: bool = False) -> tf_keras.Model:
-  """The encoder model (see module docstring); with_mlm adds `.mlm`, the MLM model."""
+def build_encoder(config: BertConfig, *, with_mlm: bool = False,
+                  random_init: bool = True) -> tf_keras.Model:
+  """The encoder model (see module docstring); with_mlm adds `.mlm`, the MLM model.
+
+  random_init=False leaves every weight without a value (no initializer, no
+  memory) for callers that assign them all next (`assign_weights`, as
+  `load_encoder` and the exporter do): it saves seconds and the memory of a
+  second copy of the weights.
+  """
+  if not random_init:
+    with uninitialized_variables():
+      return build_encoder(config, with_mlm=with_mlm)
   network = build_network(config)
   inputs = encoder_inputs()
   outputs = dict(network(inputs))
@@ -107,7 +125,11 @@ def canonical_variables(model: tf_keras.Model) -> Dict[str, tf.Variable]:
 
 
 def assign_weights(model: tf_keras.Model, weights: Weights) -> None:
-  """Assigns every canonical weight; the readers already checked names and shapes."""
+  """Assigns every canonical weight; the readers already checked names and shapes.
+
+  Consumes `weights.arrays` (each array is dropped once assigned), so that the
+  weights are held about once, not twice, while they move into the model.
+  """
   variables = canonical_variables(model)
   missing = sorted(set(variables) - set(weights.arrays))
   extra = sorted(set(weights.arrays) - set(variables))
@@ -115,7 +137,7 @@ def assign_weights(model: tf_keras.Model, weights: Weights) -> None:
     raise RuntimeError(f"internal error: name table out of date; network has "
                        f"unmapped {missing}, table has unknown {extra}")
   for name, var in variables.items():
-    var.assign(weights.arrays[name])
+    var.assign(weights.arrays.pop(name))
 
 
 def find_config(checkpoint: str, checkpoint_format: Optional[str] = None) -> str:
@@ -157,7 +179,7 @@ def load_encoder(checkpoint: str, config=None, *,
     config = load_config(config)
   weights = read_weights(checkpoint, config, checkpoint_format=checkpoint_format,
                          with_mlm=with_mlm)
-  model = build_encoder(config, with_mlm=with_mlm)
+  model = build_encoder(config, with_mlm=with_mlm, random_init=False)
   assign_weights(model, weights)
   model.weights_source = Weights(arrays={}, source=weights.source,
                                  format=weights.format, files=weights.files)

@@ -82,8 +82,10 @@ do_lower_case=lower_case) of google-research/bert, id for id:
 Defined behaviour for odd input (both measured in the tests):
   * NUL bytes are U+0000: dropped like FullTokenizer drops them; they never
     end or truncate the string ("a\\x00b" is the word "ab").
-  * Invalid UTF-8 bytes are dropped one maximal invalid subsequence at a time,
-    exactly as Python's "ignore" does; the rest of the string is kept.
+  * Bytes that are not part of valid UTF-8 (stray continuation bytes,
+    truncated or overlong sequences, surrogates, > U+10FFFF) are dropped, as
+    by bytes.decode("utf-8", "ignore"); the characters around them are kept
+    and do not become one word unless nothing else separates them.
   * Words over 200 characters are one [UNK] whose offsets span the word.
   * Empty strings (or only dropped/space characters) give zero words, and
     [CLS] [SEP] when packed.
@@ -94,14 +96,21 @@ Defined behaviour for odd input (both measured in the tests):
     covers that whole character, so neighbouring pieces can overlap.
 
 normalization="tf_text" gives the behaviour of the TF Hub preprocessors made by
-tf-models (`text.BertTokenizer`): lower_case applies NFKC case folding
-("…" -> "...", "ß" -> "ss"), and words of over 100 bytes are [UNK].
+tf-models (`text.BertTokenizer` over a vocab table from the asset): lower_case
+applies NFKC case folding ("…" -> "...", "ß" -> "ss"), and words of over 100
+bytes are [UNK]; its offsets are those of text.BertTokenizer.
+
+Speed: most sentences (valid UTF-8 that FullTokenizer would only lower in
+A-Z and split) skip the per-character work: ASCII lowering plus TF Text's
+end-to-end FastWordpiece give the same ids and offsets (see _FaithfulTokenizer).
+That makes the root call several times faster than tf-models' preprocessor
+(benchmarks/preprocessing.py).
 
 Every op in the SavedModel is registered by core TensorFlow or by TF Text
-2.12.1 (the version TF Serving images embed): UnicodeDecode, table lookups by
-Gather, Cumsum, RaggedTensorToTensor, ..., and TF Text's
-FastWordpieceTokenizeWithOffsets (faithful) or the ops of text.BertTokenizer
-(tf_text). No RoundRobinTrim (newer than 2.12), no py_function, no Lambda.
+2.12.1 (the version TF Serving images embed): UnicodeDecode, StaticRegexFullMatch,
+StringLower, Gather, Cumsum, ..., and TF Text's FastWordpieceTokenizeWithOffsets
+(faithful) or the ops of text.BertTokenizer (tf_text). No RoundRobinTrim (newer
+than TF Text 2.12), no py_function, no Lambda layers.
 """
 import dataclasses
 import functools
@@ -268,8 +277,75 @@ def _utf8_length(code_points):
 # ---------------------------------------------------------------------------
 # Tokenizers: sentences [B] -> tokens [B, (W), (P)] (and offsets).
 
+def _char_class(mask: np.ndarray, negate: bool = False) -> str:
+  """An RE2 character class of the code points where mask [0x110000] is True.
+
+  Code points are spelled \\x{...}, so the class is exactly the table, not
+  RE2's own (possibly other) Unicode version.
+  """
+  edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+  ranges = [f"\\x{{{a:x}}}" + (f"-\\x{{{b - 1:x}}}" if b - 1 > a else "")
+            for a, b in zip(edges[::2], edges[1::2])]
+  return "[" + ("^" if negate else "") + "".join(ranges) + "]"
+
+
+def _not_fast(tables: _UnicodeTables, lower_case: bool) -> np.ndarray:
+  """bool [0x110000]: characters that send a sentence the exact route."""
+  flags = tables.flags
+  code_points = np.arange(_NUM_CODE_POINTS)
+  ascii_upper = (code_points >= ord("A")) & (code_points <= ord("Z"))
+  # Dropped characters and whitespace other than " \t\n\r" (which FastWordpiece
+  # also splits at), and surrogates (so that invalid UTF-8 does not match).
+  hard = ((flags & _DROP != 0) |
+          ((flags & _SPACE != 0) & ~np.isin(code_points, [9, 10, 13, 32])) |
+          ((code_points >= 0xD800) & (code_points <= 0xDFFF)))
+  if lower_case:  # Characters that lower() or NFD or stripping Mn change.
+    hard |= (((tables.lower_index != 0) & ~ascii_upper) |
+             (flags & (_MN | _NONSTARTER) != 0))
+  # Beyond ASCII and BERT's CJK ranges (fixed in the op too), FastWordpiece
+  # asks ICU whether a character is punctuation or whitespace: keep those that
+  # are assigned in Unicode 3.2 with the same punctuation status and no space
+  # or control category, which every ICU since agrees on.
+  stable = np.zeros(_NUM_CODE_POINTS, bool)
+  stable[:0x80] = True
+  for low, high in _CJK_RANGES:
+    stable[low:high + 1] = True
+  old = unicodedata.ucd_3_2_0
+  for cp in np.flatnonzero(~stable & ~hard):
+    then = old.category(chr(cp))
+    stable[cp] = (then not in ("Cn", "Cc", "Cf", "Zs", "Zl", "Zp") and
+                  then.startswith("P") == bool(flags[cp] & _PUNCT))
+  return hard | ~stable
+
+
+def _flatten(ragged_tensors):
+  """Tuple of RaggedTensors [B, (W), (P)] -> flat tensors (for tf.cond)."""
+  return tuple(t for rt in ragged_tensors
+               for t in (rt.flat_values, *rt.nested_row_splits))
+
+
+def _unflatten(tensors):
+  """Inverse of _flatten."""
+  return tuple(tf.RaggedTensor.from_nested_row_splits(
+      tensors[i], tensors[i + 1:i + 3], validate=False)
+               for i in range(0, len(tensors), 3))
+
+
 class _FaithfulTokenizer(tf.Module):
-  """BERT's FullTokenizer as TensorFlow ops (see the module docstring)."""
+  """BERT's FullTokenizer as TensorFlow ops (see the module docstring).
+
+  Two routes to the same ids, chosen per sentence:
+    * fast: if the sentence is valid UTF-8 and FullTokenizer would only lower
+      A-Z and split at whitespace, punctuation and CJK (no character dropped,
+      lowered otherwise, decomposed, no non-ASCII space), ASCII lowering and
+      TF Text's end-to-end FastWordpiece (which splits exactly there) give its
+      ids and offsets. Its character classes come from ICU inside the op, so
+      this route only takes characters whose class is the same in Unicode 3.2
+      and in the tables (14.0): ICU of any TF Text release agrees on them.
+      Most real text takes this route.
+    * exact: every step on code points with the tables above, then
+      FastWordpiece on the normalized words; for everything else.
+  """
 
   def __init__(self, vocab, lower_case: bool):
     super().__init__(name="faithful_tokenizer")
@@ -281,35 +357,140 @@ class _FaithfulTokenizer(tf.Module):
     self._lower_index = _TwoLevelTable(tables.lower_index)
     self._lower_chars = tf.constant(tables.lower_chars)
     self._lower_lengths = tf.constant(tables.lower_lengths)
+    self._fast_pattern = _char_class(_not_fast(tables, lower_case),
+                                     negate=True) + "*"
+
     # The pieces a word is matched against. WordPiece never looks up "" or a
     # token with whitespace; FastWordpiece need not see them either.
     tokens = [t if t and not any(c.isspace() for c in t) else f"[bert_hub {i}]"
               for i, t in enumerate(vocab.tokens)]
-    self._wordpiece = text.FastWordpieceTokenizer(
-        vocab=tokens, suffix_indicator="##",
+    # Which ids continue a word (FastWordpiece's notion: "##..." but not "##").
+    self._is_suffix = tf.constant([t.startswith("##") and t != "##"
+                                   for t in tokens])
+    wordpiece_options = dict(
+        vocab=tokens, suffix_indicator="##", token_out_type=tf.int32,
+        unknown_token="[UNK]",
         # A word of 200 characters has at most 800 bytes; longer ones are
         # [UNK] here, those of 201-800 bytes are checked in characters below.
-        max_bytes_per_word=4 * MAX_CHARS_PER_WORD,
-        token_out_type=tf.int32, unknown_token="[UNK]",
-        no_pretokenization=True)  # We split into words ourselves.
+        max_bytes_per_word=4 * MAX_CHARS_PER_WORD)
+    self._text_wordpiece = text.FastWordpieceTokenizer(**wordpiece_options)
+    self._word_wordpiece = text.FastWordpieceTokenizer(
+        no_pretokenization=True, **wordpiece_options)
 
   def tokenize(self, sentences, with_offsets: bool):
-    """sentences: tf.string [B] -> tokens (, start_offsets, limit_offsets)."""
-    batch_size = tf.shape(sentences, out_type=tf.int64)[0]
+    """sentences: tf.string [B] -> tokens (, start_offsets, limit_offsets).
 
+    tokens: int32 [B, (W), (P)]; offsets: int64 [B, (W), (P)].
+    """
+    fast = tf.strings.regex_full_match(sentences, self._fast_pattern)  # [B]
+
+    def all_fast():
+      return _flatten(self._fast_route(sentences, with_offsets))
+
+    def mixed():
+      # Each route on its sentences, then the rows back in input order.
+      fast_rows, exact_rows = tf.where(fast)[:, 0], tf.where(~fast)[:, 0]
+      fast_part = self._fast_route(tf.gather(sentences, fast_rows),
+                                   with_offsets)
+      exact_part = self._exact_route(tf.gather(sentences, exact_rows),
+                                     with_offsets)
+      order = tf.math.invert_permutation(tf.concat([fast_rows, exact_rows], 0))
+      return _flatten(tuple(tf.gather(tf.concat([f, e], axis=0), order)
+                            for f, e in zip(fast_part, exact_part)))
+
+    # tf.cond on plain tensors; most batches are all fast.
+    result = _unflatten(tf.cond(tf.reduce_all(fast), all_fast, mixed))
+    return result if with_offsets else result[0]
+
+  def _fast_route(self, sentences, with_offsets: bool):
+    """Sentences matching _fast_pattern [b] -> (tokens, (starts, limits))."""
+    lowered = tf.strings.lower(sentences) if self._lower_case else sentences
+    # encoding="" lowers A-Z only, which keeps every byte offset.
+    pieces, starts, limits = self._text_wordpiece.tokenize_with_offsets(
+        lowered)  # [b, (P)] each; the offsets are int64.
+    # Rebuild the words: a word starts at every piece that is no "##" piece.
+    word_start = ~tf.gather(self._is_suffix, pieces.values)  # [P_total]
+    word_of_piece = _start_ids(word_start)
+    word_row = tf.boolean_mask(pieces.value_rowids(), word_start)  # [W_total]
+
+    def to_words(values):  # [P_total] -> [W_total, (P)]
+      return tf.RaggedTensor.from_value_rowids(
+          values, word_of_piece, nrows=tf.size(word_row, out_type=tf.int64),
+          validate=False)
+
+    words = self._unk_long_words(
+        to_words(pieces.values), to_words(starts.values),
+        to_words(limits.values),
+        lambda rows, start, length: tf.strings.substr(
+            tf.gather(sentences, tf.gather(word_row, rows)), start, length))
+    return tuple(
+        tf.RaggedTensor.from_value_rowids(
+            x, word_row, nrows=tf.size(sentences, out_type=tf.int64),
+            validate=False)
+        for x in (words if with_offsets else words[:1]))
+
+  def _exact_route(self, sentences, with_offsets: bool):
+    """Any sentences [b] -> (tokens, (starts, limits)) via code points."""
+    chars = self._normalize(sentences, with_offsets)
+    word_strings = tf.strings.unicode_encode(chars["words"], "UTF-8")
+    pieces, starts, limits = self._word_wordpiece.tokenize_with_offsets(
+        word_strings)  # [W_total, (P)]; offsets in bytes of each word.
+    pieces, starts, _ = self._unk_long_words(
+        pieces, starts, limits,
+        lambda rows, start, length: tf.gather(word_strings, rows))
+
+    def to_batch(rt):  # [W_total, (P)] -> [b, (W), (P)]
+      return tf.RaggedTensor.from_value_rowids(
+          rt, chars["word_row"], nrows=tf.size(sentences, out_type=tf.int64),
+          validate=False)
+
+    if not with_offsets:
+      return (to_batch(pieces),)
+    # Find the piece of every character, then span the original bytes of its
+    # characters. Positions below count bytes in the concatenation of all
+    # words ("global"), where the pieces are consecutive.
+    cp, word_start = chars["words"].values, chars["word_start"]
+    char_global = tf.cumsum(_utf8_length(cp), exclusive=True)  # [N]
+    word_global = tf.boolean_mask(char_global, word_start)  # [W_total]
+    piece_global = (tf.gather(word_global, pieces.value_rowids()) +
+                    starts.values)  # [P_total], increasing.
+    char_piece = tf.searchsorted(piece_global, char_global, side="right") - 1
+    char_start = tf.gather(chars["byte_starts"], chars["source"])
+    char_limit = char_start + _utf8_length(
+        tf.gather(chars["decoded"], chars["source"]))
+    num_pieces = tf.size(pieces.values)
+    start_offsets = tf.math.unsorted_segment_min(char_start, char_piece,
+                                                 num_pieces)
+    limit_offsets = tf.math.unsorted_segment_max(char_limit, char_piece,
+                                                 num_pieces)
+    return (to_batch(pieces), to_batch(pieces.with_values(start_offsets)),
+            to_batch(pieces.with_values(limit_offsets)))
+
+  def _normalize(self, sentences, with_offsets=False):
+    """Steps 1-5 of the module docstring on code points.
+
+    Returns a dict:
+      words: int32 [W_total, (chars)], the normalized words of all sentences.
+      word_row: int64 [W_total], the sentence of each word.
+      word_start: bool [N], whether each character of words.values starts a word.
+      source: int64 [N], each character's index in `decoded`.
+      decoded, byte_starts: int32 / int64 [M], the input's characters and their
+        byte offsets (only if with_offsets).
+    """
     # 1. Decode. Invalid UTF-8 becomes U+FFFD, which step 2 drops: the same as
     # decode("utf-8", "ignore") followed by _clean_text.
+    result = {}
     if with_offsets:
       chars, byte_starts = tf.strings.unicode_decode_with_offsets(
           sentences, "UTF-8", errors="replace", replacement_char=0xFFFD)
-      decoded = chars.flat_values  # int32 [N]
-      byte_starts = byte_starts.flat_values  # int64 [N]
+      result["decoded"] = chars.flat_values  # int32 [M]
+      result["byte_starts"] = byte_starts.flat_values  # int64 [M]
     else:
       chars = tf.strings.unicode_decode(
           sentences, "UTF-8", errors="replace", replacement_char=0xFFFD)
-    cp = chars.flat_values  # int32 [N] code points of all sentences.
-    row = chars.value_rowids()  # int64 [N] sentence of each character.
-    source = tf.range(tf.size(cp, out_type=tf.int64))  # [N] index in decoded.
+    cp = chars.flat_values  # int32 [M] code points of all sentences.
+    row = chars.value_rowids()  # int64 [M] sentence of each character.
+    source = tf.range(tf.size(cp, out_type=tf.int64))  # [M] index in decoded.
     flags = self._flags.lookup(cp)
 
     # 2. _clean_text: drop, then mark whitespace.
@@ -338,42 +519,13 @@ class _FaithfulTokenizer(tf.Module):
     punct = _has(flags, _PUNCT)
     word_start = (tf.not_equal(token, _previous(token, tf.constant(-1, tf.int64)))
                   | punct | _previous(punct, False))
-    word = _start_ids(word_start)  # [N]
     num_words = tf.reduce_sum(tf.cast(word_start, tf.int64))
-    words = tf.RaggedTensor.from_value_rowids(cp, word, nrows=num_words,
-                                            validate=False)
-    word_row = tf.boolean_mask(row, word_start)  # [W_total] sentence of word.
-
-    # 6. WordPiece: [W_total, (P)] ids, starts, limits (bytes of the word).
-    pieces, starts, _ = self._wordpiece.tokenize_with_offsets(
-        tf.strings.unicode_encode(words, "UTF-8"))
-    pieces, starts = self._unk_long_words(words.row_lengths(), pieces, starts)
-
-    def to_batch(rt):  # [W_total, (P)] -> [B, (W), (P)]
-      return tf.RaggedTensor.from_value_rowids(rt, word_row, nrows=batch_size,
-                                              validate=False)
-
-    if not with_offsets:
-      return to_batch(pieces)
-
-    # Offsets: find the piece of every character, then span the original bytes
-    # of its characters. Positions below count bytes in the concatenation of
-    # all words ("global"), where pieces are consecutive.
-    char_global = tf.cumsum(_utf8_length(cp), exclusive=True)  # [N]
-    word_global = tf.boolean_mask(char_global, word_start)  # [W_total]
-    piece_global = (tf.gather(word_global, pieces.value_rowids()) +
-                    starts.values)  # [P_total], increasing.
-    char_piece = tf.searchsorted(piece_global, char_global, side="right") - 1
-    original = tf.gather(decoded, source)
-    char_start = tf.gather(byte_starts, source)
-    char_limit = char_start + _utf8_length(original)
-    num_pieces = tf.size(pieces.values)
-    start_offsets = tf.math.unsorted_segment_min(char_start, char_piece,
-                                                 num_pieces)
-    limit_offsets = tf.math.unsorted_segment_max(char_limit, char_piece,
-                                                 num_pieces)
-    return (to_batch(pieces), to_batch(pieces.with_values(start_offsets)),
-            to_batch(pieces.with_values(limit_offsets)))
+    result.update(
+        words=tf.RaggedTensor.from_value_rowids(
+            cp, _start_ids(word_start), nrows=num_words, validate=False),
+        word_row=tf.boolean_mask(row, word_start),
+        word_start=word_start, source=source)
+    return result
 
   def _final_sigma(self, cp, flags, token):
     """Σ -> ς where str.lower() of its whitespace token would make it final."""
@@ -431,41 +583,61 @@ class _FaithfulTokenizer(tf.Module):
 
     return tf.cond(needed, reorder, lambda: (cp, row, source, flags, token))
 
-  def _unk_long_words(self, num_chars, pieces, starts):
+  def _unk_long_words(self, pieces, starts, limits, word_text):
     """Words of over MAX_CHARS_PER_WORD characters -> one [UNK] piece.
 
-    num_chars: int64 [W_total]; pieces, starts: RaggedTensors [W_total, (P)].
-    The [UNK] of a long word starts at byte 0 of the word.
+    FastWordpiece only knows bytes: it makes words of over 800 bytes [UNK]
+    itself; this finds those of 201 to 800 bytes with over 200 characters.
+
+    Args:
+      pieces, starts, limits: RaggedTensors [W_total, (P)]: ids and byte
+        offsets of each word's pieces.
+      word_text: fn(rows, start, length) -> tf.string, the text of the words
+        `rows` [K], whose first piece starts at byte `start` [K] and which
+        have `length` [K] bytes.
+
+    Returns:
+      pieces, starts, limits, with each long word one [UNK] that spans it.
     """
-    too_long = num_chars > MAX_CHARS_PER_WORD  # [W_total]
+    first = tf.gather(starts.values, pieces.row_starts())  # [W_total]
+    last = tf.gather(limits.values, pieces.row_limits() - 1)  # (no empty rows)
+    maybe_long = last - first > MAX_CHARS_PER_WORD  # Bytes >= characters.
 
     def replace():
+      rows = tf.where(maybe_long)[:, 0]
+      num_chars = tf.strings.length(
+          word_text(rows, tf.gather(first, rows), tf.gather(last - first, rows)),
+          unit="UTF8_CHAR")
+      too_long = tf.scatter_nd(rows[:, tf.newaxis],
+                               num_chars > MAX_CHARS_PER_WORD,
+                               tf.shape(maybe_long, out_type=tf.int64))
       lengths = pieces.row_lengths()  # [W_total]
       new_lengths = tf.where(too_long, tf.ones_like(lengths), lengths)
       new_starts = tf.cumsum(new_lengths, exclusive=True)  # [W_total]
       # Kept pieces move to their word's new start; long words get one [UNK].
       word_of_piece = pieces.value_rowids()  # [P_total]
       keep = ~tf.gather(too_long, word_of_piece)
-      kept_at = (tf.gather(new_starts, word_of_piece) + tf.range(
-          tf.size(word_of_piece, out_type=tf.int64)) - tf.gather(
-              pieces.row_starts(), word_of_piece))[keep]
-      unk_at = new_starts[too_long]
-      where = tf.concat([kept_at, unk_at], axis=0)[:, tf.newaxis]
+      kept_at = (tf.gather(new_starts, word_of_piece) +
+                 tf.range(tf.size(word_of_piece, out_type=tf.int64)) -
+                 tf.gather(pieces.row_starts(), word_of_piece))[keep]
+      where = tf.concat([kept_at, new_starts[too_long]], axis=0)[:, tf.newaxis]
       shape = tf.reduce_sum(new_lengths, keepdims=True)
-      new_pieces = tf.scatter_nd(where, tf.concat(
-          [pieces.values[keep], tf.fill(tf.shape(unk_at), self._unk_id)], 0),
-                                 shape)
-      new_piece_starts = tf.scatter_nd(where, tf.concat(
-          [starts.values[keep], tf.zeros_like(unk_at)], 0), shape)
-      splits = tf.concat([[0], tf.cumsum(new_lengths)], axis=0)
-      return new_pieces, new_piece_starts, splits
+      unk = tf.fill(tf.shape(new_starts[too_long]), self._unk_id)
+      return (tf.scatter_nd(where, tf.concat([pieces.values[keep], unk], 0),
+                            shape),
+              tf.scatter_nd(where, tf.concat([starts.values[keep],
+                                              first[too_long]], 0), shape),
+              tf.scatter_nd(where, tf.concat([limits.values[keep],
+                                              last[too_long]], 0), shape),
+              tf.concat([[0], tf.cumsum(new_lengths)], axis=0))
 
-    # tf.cond on plain tensors: only pays for the rewrite if a word is long.
-    piece_values, start_values, splits = tf.cond(
-        tf.reduce_any(too_long), replace,
-        lambda: (pieces.values, starts.values, pieces.row_splits))
-    return (tf.RaggedTensor.from_row_splits(piece_values, splits, validate=False),
-            tf.RaggedTensor.from_row_splits(start_values, splits, validate=False))
+    # tf.cond on plain tensors: only pays for the rewrite if a word may be long.
+    *values, splits = tf.cond(
+        tf.reduce_any(maybe_long), replace,
+        lambda: (pieces.values, starts.values, limits.values,
+                 pieces.row_splits))
+    return tuple(tf.RaggedTensor.from_row_splits(v, splits, validate=False)
+                 for v in values)
 
 
 class _TfTextTokenizer(tf.Module):
@@ -492,6 +664,45 @@ class _TfTextTokenizer(tf.Module):
 # ---------------------------------------------------------------------------
 # Packing.
 
+def round_robin_lengths(lengths, budget):
+  """How many tokens of each segment round-robin trimming keeps.
+
+  Round robin hands out `budget` places one at a time to segment 0, 1, ...,
+  n-1, 0, 1, ..., skipping segments that are used up (text.RoundRobinTrimmer).
+  Closed form: every segment gets min(len, level) for the largest level with
+  sum(min(len_i, level)) <= budget, and the first `left over` segments (in
+  order) that are longer than the level get one more.
+
+  Args:
+    lengths: int64 [B, n] segment lengths.
+    budget: int64 scalar; negative is taken as 0.
+
+  Returns:
+    int64 [B, n] kept lengths.
+  """
+  n = lengths.shape[1]
+  budget = tf.maximum(budget, 0)
+  # Water-filling over the sorted lengths: the level lies in the first sorted
+  # segment that does not fit whole, after the smaller ones fit whole.
+  ascending = tf.sort(lengths, axis=1)  # [B, n]
+  smaller = tf.cumsum(ascending, axis=1, exclusive=True)  # [B, n]
+  sharing = tf.constant(np.arange(n, 0, -1), tf.int64)  # n, n-1, ..., 1
+  fits = smaller + sharing * ascending <= budget  # [B, n] True..True False..
+  first_short = tf.reduce_sum(tf.cast(fits, tf.int32), axis=1)  # [B]
+  i = tf.minimum(first_short, n - 1)[:, tf.newaxis]  # [B, 1]
+  level = tf.where(
+      first_short[:, tf.newaxis] < n,
+      (budget - tf.gather(smaller, i, batch_dims=1)) //
+      tf.gather(sharing, i),
+      tf.reduce_max(lengths, axis=1, keepdims=True))  # [B, 1]
+  base = tf.minimum(lengths, level)  # [B, n]
+  left_over = budget - tf.reduce_sum(base, axis=1, keepdims=True)  # [B, 1]
+  longer = lengths > level
+  extra = longer & (tf.cumsum(tf.cast(longer, tf.int64), axis=1,
+                              exclusive=True) < left_over)
+  return base + tf.cast(extra, tf.int64)
+
+
 def pack_inputs(segments, seq_length, *, start_of_sequence_id: int,
                 end_of_segment_id: int, padding_id: int) -> dict:
   """[CLS] seg_0 [SEP] seg_1 [SEP] ..., trimmed round-robin, padded to T.
@@ -507,66 +718,40 @@ def pack_inputs(segments, seq_length, *, start_of_sequence_id: int,
 
   Returns:
     dict of input_word_ids, input_mask, input_type_ids, each [B, T] of the
-    dtype of the segments (int32 for .tokenize outputs).
+    dtype of the segments (int32 for .tokenize outputs). If T is smaller than
+    len(segments) + 1, the [SEP]s that do not fit are cut off.
   """
   segments = [s.merge_dims(1, -1) if s.ragged_rank > 1 else s
               for s in segments]  # [B, (W), (P)] -> [B, (tokens)]
   dtype = segments[0].dtype
-  num_segments = len(segments)
   t = tf.cast(seq_length, tf.int64)
-  # Room left for segment tokens besides [CLS] and one [SEP] per segment.
-  budget = t - (num_segments + 1)
   lengths = tf.stack([s.row_lengths() for s in segments], axis=1)  # [B, n]
+  kept = round_robin_lengths(lengths, t - (len(segments) + 1))  # [B, n]
+  # Column where each segment starts: 1 + sum over i < j of (kept_i + 1).
+  begin = 1 + tf.cumsum(kept + 1, axis=1, exclusive=True)  # [B, n]
 
-  # Round robin hands out places in the order (position 0 of segment 0,
-  # position 0 of segment 1, ..., position 1 of segment 0, ...), skipping
-  # segments that have run out. A token at position p of segment j is kept iff
-  # fewer than `budget` tokens come before it in that order:
-  #   sum over all segments k of min(len_k, p) + #{k < j : len_k > p}.
-  batch_size = segments[0].nrows()
-  kept_lengths = []  # [B] per segment.
-  kept = []  # (row, position, value) of the kept tokens per segment.
+  # Fill [B, T] column by column: find each column's segment and position.
+  column = tf.range(t)[tf.newaxis, :]  # [1, T]
+  input_word_ids = tf.where(tf.equal(column, 0),
+                            tf.constant(start_of_sequence_id, dtype),
+                            tf.constant(padding_id, dtype))  # [1, T]
+  input_type_ids = tf.zeros_like(input_word_ids)
   for j, segment in enumerate(segments):
-    rows = segment.value_rowids()  # [tokens_j]
-    position = (tf.range(tf.size(segment.values, out_type=tf.int64)) -
-                tf.gather(segment.row_starts(), rows))  # [tokens_j]
-    row_lengths = tf.gather(lengths, rows)  # [tokens_j, n]
-    rank = (tf.reduce_sum(tf.minimum(row_lengths, position[:, tf.newaxis]), 1) +
-            tf.reduce_sum(tf.cast(row_lengths[:, :j] > position[:, tf.newaxis],
-                                  tf.int64), 1))
-    keep = rank < budget  # A prefix of every row.
-    kept_lengths.append(tf.math.unsorted_segment_sum(
-        tf.cast(keep, tf.int64), rows, batch_size))
-    kept.append((rows[keep], position[keep], segment.values[keep]))
-
-  # Scatter [CLS] seg_0 [SEP] seg_1 [SEP] ... into [B, T] filled with [PAD].
-  # Segment j starts at 1 + sum over i < j of (kept_i + 1) in its row.
-  all_rows = tf.range(batch_size)
-  rows, columns, word_ids, type_ids = [all_rows], [tf.zeros_like(all_rows)], [
-      tf.fill([batch_size], tf.constant(start_of_sequence_id, dtype))], [
-          tf.zeros([batch_size], dtype)]
-  segment_start = tf.ones([batch_size], tf.int64)
-  for j, (kept_rows, kept_positions, kept_values) in enumerate(kept):
-    separator = segment_start + kept_lengths[j]  # [B] column of its [SEP].
-    rows += [kept_rows, all_rows]
-    columns += [tf.gather(segment_start, kept_rows) + kept_positions, separator]
-    word_ids += [kept_values,
-                 tf.fill([batch_size], tf.constant(end_of_segment_id, dtype))]
-    type_ids += [tf.fill(tf.shape(kept_values), tf.constant(j, dtype)),
-                 tf.fill([batch_size], tf.constant(j, dtype))]
-    segment_start = separator + 1
-  length = segment_start  # [B] tokens before padding (may exceed T).
-  rows, columns = tf.concat(rows, 0), tf.concat(columns, 0)
-  inside = columns < t  # All unless T < num_segments + 1: then cut at T.
-  where = tf.stack([rows[inside], columns[inside]], axis=1)  # [tokens, 2]
-  shape = tf.stack([batch_size, t])
-  input_word_ids = tf.tensor_scatter_nd_update(
-      tf.fill(shape, tf.constant(padding_id, dtype)), where,
-      tf.concat(word_ids, 0)[inside])
-  input_type_ids = tf.tensor_scatter_nd_update(
-      tf.zeros(shape, dtype), where, tf.concat(type_ids, 0)[inside])
-  input_mask = tf.cast(
-      tf.range(t)[tf.newaxis, :] < length[:, tf.newaxis], dtype)
+    position = column - begin[:, j:j + 1]  # [B, T]
+    inside = (position >= 0) & (position < kept[:, j:j + 1])
+    at_separator = tf.equal(position, kept[:, j:j + 1])
+    # One extra value so the gather is valid where nothing is inside.
+    values = tf.concat([segment.values, tf.zeros([1], dtype)], axis=0)
+    index = tf.where(inside, segment.row_starts()[:, tf.newaxis] + position,
+                     tf.size(segment.values, out_type=tf.int64))
+    input_word_ids = tf.where(
+        inside, tf.gather(values, index),
+        tf.where(at_separator, tf.constant(end_of_segment_id, dtype),
+                 input_word_ids))
+    input_type_ids = tf.where(inside | at_separator, tf.constant(j, dtype),
+                              input_type_ids)
+  length = begin[:, -1:] + kept[:, -1:] + 1  # [B, 1] tokens before padding.
+  input_mask = tf.cast(column < length, dtype)  # [B, T]
   if isinstance(seq_length, int):  # Static T for the outputs' shapes.
     input_word_ids, input_type_ids, input_mask = (
         tf.ensure_shape(x, [None, seq_length])

@@ -2,11 +2,14 @@
 
 The model takes `sentences` (tf.string, [batch]) and returns `pooled_output`
 (float32, [batch, hidden]), `sequence_output` (float32, [batch, seq, hidden])
-and `input_mask` (int32, [batch, seq]). Start a server (see
+and `input_mask` (int32, [batch, seq]); its `pairs` signature takes `sentences`
+and `second_sentences` for sentence pairs. Start a server (see
 `bert-hub-export serving-config`), then:
 
   python examples/grpc_client.py --server localhost:8500 --model bert \\
       --sentence "hello world" --sentence "TF Serving speaks gRPC"
+  python examples/grpc_client.py --server localhost:8500 --model bert \\
+      --sentence "How old are you?" --second-sentence "I am six."
 
 Needs only `pip install tensorflow-serving-api` (which brings grpcio and
 tensorflow); it does not use bert-hub.
@@ -25,18 +28,26 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
-def build_request(sentences, model_name, signature_name="serving_default",
-                  output_filter=()) -> predict_pb2.PredictRequest:
+def build_request(sentences, model_name, signature_name=None,
+                  output_filter=(), second_sentences=None) -> predict_pb2.PredictRequest:
   """A PredictRequest feeding `sentences` (str or bytes) as a [batch] string tensor.
 
   `output_filter` names the outputs to return (default: all of them); asking
   for `pooled_output` alone saves sending `sequence_output` over the wire.
+  With `second_sentences` (as many as `sentences`) it calls the `pairs`
+  signature unless `signature_name` says otherwise; else `serving_default`.
   """
+  if signature_name is None:
+    signature_name = "pairs" if second_sentences is not None else "serving_default"
   request = predict_pb2.PredictRequest()
   request.model_spec.name = model_name
   request.model_spec.signature_name = signature_name
-  request.inputs["sentences"].CopyFrom(
-      tf.make_tensor_proto(list(sentences), dtype=tf.string, shape=[len(sentences)]))
+  inputs = {"sentences": list(sentences)}
+  if second_sentences is not None:
+    inputs["second_sentences"] = list(second_sentences)
+  for name, values in inputs.items():
+    request.inputs[name].CopyFrom(
+        tf.make_tensor_proto(values, dtype=tf.string, shape=[len(values)]))
   request.output_filter.extend(output_filter)
   return request
 
@@ -56,16 +67,21 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--server", default="localhost:8500", help="gRPC host:port")
   parser.add_argument("--model", required=True, help="model name in models.config")
-  parser.add_argument("--signature-name", default="serving_default")
+  parser.add_argument("--signature-name", default=None,
+                      help="default: serving_default, or pairs with --second-sentence")
   parser.add_argument("--sentence", action="append", required=True,
                       help="a sentence to embed; repeat for a batch")
+  parser.add_argument("--second-sentence", action="append", default=None,
+                      help="the second segment of each pair; one per --sentence")
   parser.add_argument("--output", action="append", default=[],
                       help="only return this output; repeatable (default: all)")
   parser.add_argument("--timeout", type=float, default=30.0, help="seconds")
   args = parser.parse_args(argv)
 
+  if args.second_sentence is not None and len(args.second_sentence) != len(args.sentence):
+    parser.error("give one --second-sentence per --sentence")
   request = build_request(args.sentence, args.model, args.signature_name,
-                          output_filter=args.output)
+                          output_filter=args.output, second_sentences=args.second_sentence)
   try:
     outputs = predict(args.server, request, timeout=args.timeout)
   except grpc.RpcError as e:

@@ -10,6 +10,11 @@ The model takes `sentences` (string, [batch]) and returns `pooled_output`,
 Equivalent curl:
   curl -d '{"instances": [{"sentences": "hello world"}]}' \\
       http://localhost:8501/v1/models/bert:predict
+  curl -d '{"inputs": {"sentences": ["hello world", "REST is JSON"]}}' \\
+      http://localhost:8501/v1/models/bert:predict
+Sentence pairs (the `pairs` signature; --second-sentence here):
+  curl -d '{"signature_name": "pairs", "instances": [{"sentences": "How old are you?",
+            "second_sentences": "I am six."}]}' http://localhost:8501/v1/models/bert:predict
 """
 import argparse
 import json
@@ -18,19 +23,29 @@ import urllib.error
 import urllib.request
 
 
-def build_body(sentences, signature_name=None, *, format="instances") -> dict:  # noqa: A002
+def build_body(sentences, signature_name=None, *, format="instances",  # noqa: A002
+               second_sentences=None) -> dict:
   """The JSON body of POST /v1/models/NAME:predict for a list of sentences.
 
   format="instances" (row format) sends one object per sentence and gets back
   {"predictions": [{"pooled_output": [...], ...}, ...]}; format="inputs"
   (columnar) sends {"inputs": {"sentences": [...]}} and gets back
   {"outputs": {"pooled_output": [[...], ...], ...}}.
+  With `second_sentences` (one per sentence) the body calls the `pairs`
+  signature (unless `signature_name` names another) with both inputs.
   """
-  sentences = [s.decode("utf-8") if isinstance(s, bytes) else s for s in sentences]
+  def text(values):
+    return [s.decode("utf-8") if isinstance(s, bytes) else s for s in values]
+  columns = {"sentences": text(sentences)}
+  if second_sentences is not None:
+    columns["second_sentences"] = text(second_sentences)
+    if len(columns["second_sentences"]) != len(columns["sentences"]):
+      raise ValueError("give one second sentence per sentence")
+    signature_name = signature_name or "pairs"
   if format == "instances":
-    body = {"instances": [{"sentences": s} for s in sentences]}
+    body = {"instances": [dict(zip(columns, row)) for row in zip(*columns.values())]}
   elif format == "inputs":
-    body = {"inputs": {"sentences": sentences}}
+    body = {"inputs": columns}
   else:
     raise ValueError(f"format must be 'instances' or 'inputs', not {format!r}")
   if signature_name:
@@ -56,11 +71,18 @@ def main(argv=None) -> int:
   parser.add_argument("--signature-name", default=None)
   parser.add_argument("--sentence", action="append", required=True,
                       help="a sentence to embed; repeat for a batch")
+  parser.add_argument("--second-sentence", action="append", default=None,
+                      help="the second segment of each pair (the `pairs` "
+                      "signature); one per --sentence")
   parser.add_argument("--format", choices=["instances", "inputs"], default="instances")
   parser.add_argument("--timeout", type=float, default=30.0, help="seconds")
   args = parser.parse_args(argv)
 
-  body = build_body(args.sentence, args.signature_name, format=args.format)
+  try:
+    body = build_body(args.sentence, args.signature_name, format=args.format,
+                      second_sentences=args.second_sentence)
+  except ValueError as e:
+    parser.error(str(e))
   try:
     reply = predict(args.server, args.model, body, timeout=args.timeout)
   except urllib.error.HTTPError as e:  # TF Serving replies {"error": "..."}.

@@ -2,6 +2,11 @@
 
   export_encoder(checkpoint=..., output_dir=..., ...)        -> ExportResult
   export_preprocessing(vocab=..., output_dir=..., ...)       -> ExportResult
+  export_text_embedding(checkpoint=..., output_dir=..., ...) -> ExportResult
+      (export/text_embedding.py: sentences in, embeddings out, one request)
+
+Every export also writes `assets.extra/tf_serving_warmup_requests` (export/warmup.py)
+into the staging directory, so TF Serving warms the version up before serving it.
 
 Each writes `output_dir/<version>/` through `publish.staged` (complete or absent,
 never overwritten unless asked), reloads what it wrote and checks it against
@@ -84,8 +89,15 @@ def resolve_lower_case(lower_case: Optional[bool], *, vocab: str,
   if checkpoint:
     tokenizer_config = os.path.join(checkpoint_folder(checkpoint), "tokenizer_config.json")
     if os.path.isfile(tokenizer_config):
-      with open(tokenizer_config, encoding="utf-8") as f:
-        value = json.load(f).get("do_lower_case")
+      try:
+        with open(tokenizer_config, encoding="utf-8") as f:
+          settings = json.load(f)
+      except (ValueError, OSError) as e:  # JSONDecodeError, UnicodeDecodeError
+        raise BertHubError(
+            "unreadable tokenizer_config.json", expected="a UTF-8 JSON object",
+            received=f"{tokenizer_config}: {str(e).splitlines()[0][:200]}",
+            fix="repair or remove it, or pass --lower-case / --no-lower-case") from None
+      value = settings.get("do_lower_case") if isinstance(settings, dict) else None
       if isinstance(value, bool):
         report("lower-case", f"do_lower_case={value} from {tokenizer_config}")
         return value
@@ -111,8 +123,14 @@ def export_encoder(*, checkpoint: str, output_dir: str, vocab: Optional[str] = N
                    config=None, version: int = versions.LATEST, with_mlm: bool = False,
                    lower_case: Optional[bool] = None,
                    checkpoint_format: Optional[str] = None, overwrite: bool = False,
+                   publisher: str = "bert-hub", name: Optional[str] = None,
+                   language: str = "en", dataset: Optional[str] = None,
+                   whole_word_masking: Optional[bool] = None,
                    report: Report = print_report) -> ExportResult:
   """Exports a BERT checkpoint as an encoder SavedModel at DIR/<version>/.
+
+  Beside the SavedModel, DIR/<version>/ gets its model page README.md and
+  bert_hub.json (export/model_page.py), written after verification.
 
   Args:
     checkpoint: a TF1 or TF2 checkpoint prefix, or a Hugging Face model
@@ -125,15 +143,21 @@ def export_encoder(*, checkpoint: str, output_dir: str, vocab: Optional[str] = N
     lower_case: the tokenizer's do_lower_case (default: see resolve_lower_case).
     checkpoint_format: "tf1", "tf2" or "hf" to override detection.
     overwrite: replace an existing DIR/<version>.
+    publisher, name: the page's handle <publisher>/<name>/<version> (name
+      default: model_page.tfhub_name, e.g. bert_en_uncased_L-12_H-768_A-12).
+    language, dataset, whole_word_masking: facts the checkpoint cannot tell,
+      stated on the page; dataset and whole_word_masking None = not stated.
     report: called with (stage, detail) as the export goes.
   """
   from bert_hub import encoder as encoder_lib  # pylint: disable=g-import-not-at-top
   from bert_hub import vocab as vocab_lib  # pylint: disable=g-import-not-at-top
   from bert_hub.config import BertConfig, load_config  # pylint: disable=g-import-not-at-top
-  from export import saved_model  # pylint: disable=g-import-not-at-top
+  from export import model_page, saved_model  # pylint: disable=g-import-not-at-top
 
   clock = _Clock(report)
   spec = versions.get(version)
+  model_page.check_facts(publisher=publisher, name=name, language=language,
+                         dataset=dataset)
   if with_mlm and not spec.dict_api:
     raise BertHubError(
         "MLM head needs the dict API", expected="--with-mlm with --version 3",
@@ -159,9 +183,13 @@ def export_encoder(*, checkpoint: str, output_dir: str, vocab: Optional[str] = N
                                      checkpoint_format=checkpoint_format,
                                      with_mlm=with_mlm)
   clock("building", f"tf-models BertEncoderV2 from {weights.format} weights")
-  model = encoder_lib.build_encoder(config, with_mlm=with_mlm)
+  model = encoder_lib.build_encoder(config, with_mlm=with_mlm, random_init=False)
   encoder_lib.assign_weights(model, weights)
+  source = dataclasses.replace(weights, arrays={})  # for the metadata file
   del weights
+  if name is None:
+    name = model_page.tfhub_name(config, language=language, cased=not lower,
+                                 whole_word_masking=whole_word_masking)
 
   with publish.staged(output_dir, version, overwrite=overwrite) as stage:
     os.makedirs(stage)
@@ -175,6 +203,20 @@ def export_encoder(*, checkpoint: str, output_dir: str, vocab: Optional[str] = N
     os.remove(normalized_vocab)  # the SavedModel has its copy in assets/
     clock("verifying", "reloading and comparing with the in-memory model")
     max_diff = saved_model.verify_encoder(stage, model, version=spec)
+    from export import warmup  # pylint: disable=g-import-not-at-top
+    warmup.write(stage, warmup.encoder_requests(config, spec), output_dir=output_dir,
+                 report=clock)
+    clock("model page", f"{publisher}/{name}/{version}: {model_page.PAGE_FILE}, "
+          f"{model_page.METADATA_FILE} (checksumming the checkpoint)")
+    model_page.write(
+        stage, config=config, version=version, lower_case=lower, publisher=publisher,
+        name=name, language=language, dataset=dataset,
+        whole_word_masking=whole_word_masking, source=source,
+        model_path=publish.version_dir(output_dir, version),
+        verification=dict(passed=True, max_diff=max_diff,
+                          tolerance=saved_model.VERIFY_TOLERANCE,
+                          compared="reloaded __call__ and serving_default vs the "
+                          "in-memory model on a padded two-segment batch"))
   clock("done", f"{publish.version_dir(output_dir, version)}: largest difference "
         f"after reload {max_diff:.2g} (tolerance {saved_model.VERIFY_TOLERANCE:g})")
   return ExportResult(path=publish.version_dir(output_dir, version), version=version,
@@ -213,6 +255,18 @@ def export_preprocessing(*, vocab: str, output_dir: str, version: int = versions
     for key in want:
       if not (got[key].numpy() == want[key].numpy()).all():
         raise RuntimeError(f"export verification failed: {key} differs after reload")
+    from export import warmup  # pylint: disable=g-import-not-at-top
+    warmup.write(stage, warmup.preprocessing_requests(), output_dir=output_dir,
+                 report=clock)
   clock("done", f"{publish.version_dir(output_dir, version)}: ids identical after reload")
   return ExportResult(path=publish.version_dir(output_dir, version), version=version,
                       seconds=clock.elapsed(), max_diff=0.0)
+
+
+def export_text_embedding(**kwargs) -> ExportResult:
+  """Exports a checkpoint as a text-embedding SavedModel (sentences -> embeddings).
+
+  Keyword arguments and behaviour: export/text_embedding.py::export_text_embedding.
+  """
+  from export import text_embedding  # pylint: disable=g-import-not-at-top
+  return text_embedding.export_text_embedding(**kwargs)

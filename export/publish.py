@@ -12,6 +12,9 @@ set aside as `DIR/.<version>.old-<pid>-<random>` until the new one is in place
 (restored by the next export if the process died in between). Two
 exports racing for the same version both stage; the first rename wins and the
 second fails with a clear error (renaming onto a non-empty directory fails).
+A full disk (ENOSPC, EDQUOT) or a file size limit (EFBIG), whether Python or
+TensorFlow's writers meet it, removes the staging directory and raises one
+BertHubError.
 """
 import contextlib
 import errno
@@ -42,9 +45,14 @@ def check_target(output_dir: str, version: int, *, overwrite: bool) -> str:
         "output not writable", expected="a directory you can create and write",
         received=f"{output_dir}: {e.strerror}", fix="pass another --output") from None
   if not os.access(output_dir, os.W_OK | os.X_OK):
+    read_only = os.statvfs(output_dir).f_flag & os.ST_RDONLY
     raise BertHubError(
         "output not writable", expected="a writable directory",
-        received=f"{output_dir} (permission denied)", fix="pass another --output")
+        received=f"{output_dir} ({'on a read-only file system' if read_only else 'permission denied'})",
+        fix="pass another --output")
+  # First put back a version that a killed --overwrite had set aside, so that
+  # the check below sees what DIR really holds.
+  remove_stale_staging(output_dir)
   target = version_dir(output_dir, version)
   if os.path.exists(target) and not overwrite:
     raise BertHubError(
@@ -67,17 +75,35 @@ def staged(output_dir: str, version: int, *, overwrite: bool = False):
   try:
     yield stage
     _move_into_place(stage, target, overwrite=overwrite)
-  except OSError as e:
+  except BaseException as e:
     shutil.rmtree(stage, ignore_errors=True)
-    if e.errno == errno.ENOSPC:
+    code = _disk_full_errno(e)
+    if code is not None:
+      limit = code == errno.EFBIG  # RLIMIT_FSIZE (ulimit -f), or the fs's largest file
+      detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+      detail = detail if len(detail) <= 300 else "..." + detail[-300:]  # keep the file
       raise BertHubError(
-          "disk full", expected=f"free space for the export in {output_dir}",
-          received="no space left on device while writing",
-          fix="free space or pass another --output; nothing was left behind") from None
+          "file size limit" if limit else "disk full",
+          expected=("files of any size (no ulimit -f)" if limit
+                    else f"free space for the export in {output_dir}"),
+          received=f"{os.strerror(code)} while writing: {detail}",
+          fix=("raise the limit (ulimit -f unlimited)" if limit else "free space")
+          + " or pass another --output; nothing was left behind") from None
     raise
-  except BaseException:
-    shutil.rmtree(stage, ignore_errors=True)
-    raise
+
+
+# Full disks reach us as OSError from Python and as an OpError (ResourceExhausted,
+# Unknown, ...) from TensorFlow's file writers, whose message carries strerror().
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _disk_full_errno(e: BaseException):
+  """ENOSPC, EDQUOT or EFBIG if `e` is a write failing for want of space, else None."""
+  if isinstance(e, OSError):
+    return e.errno if e.errno in _DISK_FULL else None
+  if type(e).__module__.startswith("tensorflow"):
+    return next((c for c in _DISK_FULL if os.strerror(c) in str(e)), None)
+  return None
 
 
 def _move_into_place(stage: str, target: str, *, overwrite: bool) -> None:

@@ -616,7 +616,8 @@ def _as_tensor_proto(value, info, *, what: str):
   return tf.make_tensor_proto(array, dtype=dtype)
 
 
-def write_warmup_requests(*, export_dir, requests: Sequence[Mapping[str, Any]],
+def write_warmup_requests(*, export_dir,
+                          requests: Sequence[Mapping[str, Any]] | Mapping[str, Sequence],
                           signature_name: str = "serving_default",
                           model_name: str = "model") -> str:
   """Writes the TF Serving warmup file of a SavedModel.
@@ -628,7 +629,9 @@ def write_warmup_requests(*, export_dir, requests: Sequence[Mapping[str, Any]],
     export_dir: the SavedModel directory (one version, holding saved_model.pb).
     requests: 1 to 1000 requests, each a dict from every input name of the
       signature to a numpy array (or list) of that input's dtype and shape,
-      e.g. [{"sentences": np.array([b"hello world"])}].
+      e.g. [{"sentences": np.array([b"hello world"])}]; or, to warm up several
+      signatures, a dict {signature name: [request, ...]} (1 to 1000 requests
+      in all; `signature_name` is then unused).
     signature_name: the signature the requests call.
     model_name: the ModelSpec name in the requests (TF Serving does not check it).
 
@@ -637,14 +640,19 @@ def write_warmup_requests(*, export_dir, requests: Sequence[Mapping[str, Any]],
     TFRecord file of PredictionLog(predict_log=PredictLog(request=...)).
   """
   export_dir = _saved_model_dir(export_dir)
-  signature = _signature_def(export_dir, signature_name)
-  if not 1 <= len(requests) <= MAX_WARMUP_RECORDS:
+  by_signature = (dict(requests) if isinstance(requests, Mapping)
+                  else {signature_name: requests})
+  signatures = {name: _signature_def(export_dir, name) for name in by_signature}
+  total = sum(len(batch) for batch in by_signature.values())
+  if not 1 <= total <= MAX_WARMUP_RECORDS:
     raise BertHubError(
         "bad number of warmup requests", expected=f"1 to {MAX_WARMUP_RECORDS}",
-        received=str(len(requests)),
+        received=str(total),
         fix="pass a few representative requests (TF Serving rejects more than 1000)")
   logs = []
-  for i, request in enumerate(requests):
+  for signature_name, signature, i, request in (
+      (name, signatures[name], i, request)
+      for name, batch in by_signature.items() for i, request in enumerate(batch)):
     if not isinstance(request, Mapping) or set(request) != set(signature.inputs):
       raise BertHubError(
           f"warmup request {i} does not match signature {signature_name!r}",

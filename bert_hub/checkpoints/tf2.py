@@ -17,7 +17,7 @@ from typing import Dict
 import numpy as np
 
 from bert_hub.checkpoints import (check_config_agrees, names, open_tf_checkpoint,
-                                  read_tf_tensor)
+                                  read_tf_tensor, uninitialized_variables)
 from bert_hub.config import BertConfig
 from bert_hub.errors import BertHubError, CheckpointMismatchError
 
@@ -26,6 +26,7 @@ _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 def read(prefix: str, config: BertConfig, *, with_mlm: bool) -> Dict[str, np.ndarray]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
   from tensorflow.python.checkpoint import graph_view, util  # pylint: disable=g-direct-tensorflow-import
   from tensorflow.python.trackable import trackable_utils  # pylint: disable=g-direct-tensorflow-import
   from official.nlp.modeling import layers, networks  # pylint: disable=g-import-not-at-top
@@ -55,21 +56,26 @@ def read(prefix: str, config: BertConfig, *, with_mlm: bool) -> Dict[str, np.nda
       max_sequence_length=config.max_position_embeddings,
       type_vocab_size=config.type_vocab_size,
       inner_activation=config.activation_fn())
-  if legacy:
-    kwargs["intermediate_size"] = config.intermediate_size
-    net = networks.BertEncoder(dict_outputs=True, **{
-        ("activation" if k == "inner_activation" else k): v for k, v in kwargs.items()})
-  else:
-    net = networks.BertEncoderV2(inner_dim=config.intermediate_size, **kwargs)
-  ids = tf.zeros([1, 2], tf.int32)
-  net(dict(input_word_ids=ids, input_mask=ids + 1, input_type_ids=ids))
-  items = {root: net}
-  if with_mlm:
-    mlm = layers.MaskedLM(embedding_table=net.get_embedding_table(),
-                          activation=config.activation_fn(), name="cls/predictions")
-    mlm(net(dict(input_word_ids=ids, input_mask=ids + 1, input_type_ids=ids))
-        ["sequence_output"], masked_positions=ids)
-    items["masked_lm"] = mlm
+  # The network only names the keys: its variables get no values (no memory, no
+  # random initialization) and it is built symbolically, on Keras inputs.
+  with uninitialized_variables():
+    if legacy:
+      kwargs["intermediate_size"] = config.intermediate_size
+      net = networks.BertEncoder(dict_outputs=True, **{
+          ("activation" if k == "inner_activation" else k): v for k, v in kwargs.items()})
+    else:
+      net = networks.BertEncoderV2(inner_dim=config.intermediate_size, **kwargs)
+    inputs = {name: tf_keras.Input(shape=(None,), dtype=tf.int32, name=name)
+              for name in ("input_word_ids", "input_mask", "input_type_ids")}
+    if not net.built:  # the legacy BertEncoder is functional: built already
+      net(inputs)
+    items = {root: net}
+    if with_mlm:
+      mlm = layers.MaskedLM(embedding_table=net.get_embedding_table(),
+                            activation=config.activation_fn(), name="cls/predictions")
+      mlm(net(inputs)["sequence_output"], masked_positions=tf_keras.Input(
+          shape=(None,), dtype=tf.int32, name="masked_lm_positions"))
+      items["masked_lm"] = mlm
 
   # Which checkpoint key each variable of the network has.
   root_object = tf.train.Checkpoint(**items)  # the view holds only a weakref
