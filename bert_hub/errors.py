@@ -40,3 +40,10 @@ class CheckpointMismatchError(BertHubError):
         expected="every encoder weight exactly once with the configured shape",
         received="; ".join(parts),
         fix=fix)
+
+
+class ExportVerificationError(RuntimeError):
+  """The reloaded export does not compute what the in-memory model computes.
+
+  Not the user's input but a defect: the CLI reports it in one line, exit 1.
+  """

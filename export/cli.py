@@ -21,7 +21,7 @@ import argparse
 import sys
 
 from bert_hub import _keras  # noqa: F401
-from bert_hub.errors import BertHubError
+from bert_hub.errors import BertHubError, ExportVerificationError
 
 EXIT_BAD_INPUT = 2
 
@@ -167,6 +167,12 @@ def main(argv=None) -> int:
       raise
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
+  except ExportVerificationError as e:  # our bug, not the user's: exit 1
+    if args.debug:
+      raise
+    print(f"error: {e}; nothing was published; please report this with --debug output",
+          file=sys.stderr)
+    return 1
   except KeyboardInterrupt:
     print("error: interrupted; nothing was left behind", file=sys.stderr)
     return 130

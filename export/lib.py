@@ -26,7 +26,7 @@ import time
 from typing import Callable, Optional
 
 from bert_hub import _keras  # noqa: F401
-from bert_hub.errors import BertHubError
+from bert_hub.errors import BertHubError, ExportVerificationError
 from export import publish, versions
 
 Report = Callable[[str, str], None]
@@ -254,7 +254,8 @@ def export_preprocessing(*, vocab: str, output_dir: str, version: int = versions
     got = tf.saved_model.load(stage)(sample)
     for key in want:
       if not (got[key].numpy() == want[key].numpy()).all():
-        raise RuntimeError(f"export verification failed: {key} differs after reload")
+        raise ExportVerificationError(
+            f"export verification failed: {key} differs after reload")
     from export import warmup  # pylint: disable=g-import-not-at-top
     warmup.write(stage, warmup.preprocessing_requests(), output_dir=output_dir,
                  report=clock)
