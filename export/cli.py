@@ -18,9 +18,17 @@ how to fix it) and exit 2; --debug shows the traceback instead.
   bert-hub-export serving-config --model NAME=DIR [--model ...] --output CONFIG_DIR
 """
 import argparse
+import os
 import sys
 
-from bert_hub import _keras  # noqa: F401
+# TensorFlow's C++ log prints lines such as "failed call to cuInit" (CUDA libraries
+# without a GPU) on stderr; the CLI's contract is one `error:` line. Its real
+# failures still surface as Python exceptions. --debug or the user's own
+# TF_CPP_MIN_LOG_LEVEL keep the log.
+if "--debug" not in sys.argv[1:]:
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bert_hub import _keras  # noqa: F401  pylint: disable=g-import-not-at-top,wrong-import-position
 from bert_hub.errors import BertHubError, ExportVerificationError
 
 EXIT_BAD_INPUT = 2
