@@ -39,7 +39,9 @@ The saved object provides:
   preprocessor.bert_pack_inputs(segments, seq_length=default_seq_length)
       segments: a list of 1 to MAX_SEGMENTS int32 RaggedTensors, each
         [B, (tokens)] or [B, (W), (P)] (the output of .tokenize).
-      seq_length: optional int32 scalar T.
+      seq_length: optional int32 scalar T (a Python int works too).
+      After saving, these input structures are traced: 1 to MAX_SEGMENTS (3)
+      segments, all of ragged rank 1 or all of ragged rank 2.
       Returns a dict, each value int32 [B, T]:
         input_word_ids: [CLS] seg_0 [SEP] seg_1 [SEP] ... then [PAD]s.
         input_mask:     1 before the padding, 0 on it.
@@ -49,6 +51,11 @@ The saved object provides:
       round-robin: one token at a time to each segment that still has some,
       exactly like tf-models' `BertPackInputs` (`text.RoundRobinTrimmer`), but
       with core TensorFlow ops only.
+
+  preprocessor.vocab_file
+      tf.saved_model.Asset: the vocabulary as one token per line with "\n"
+      endings (bert_hub.vocab.Vocab.write_normalized), in the SavedModel's
+      assets/, so the model needs nothing outside its directory.
 
   The SavedModel's `serving_default` signature (from `preprocessing_signatures`)
   takes `sentences` (tf.string [None]) and returns input_word_ids, input_mask,
@@ -152,7 +159,7 @@ _NONSTARTER = 128  # Canonical combining class != 0 (NFD reorders these).
 _CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF),
                (0x2A700, 0x2B73F), (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF),
                (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
-_CAPITAL_SIGMA, _SMALL_SIGMA, _FINAL_SIGMA = 0x3A3, 0x3C3, 0x3C2
+_CAPITAL_SIGMA, _FINAL_SIGMA = 0x3A3, 0x3C2  # Σ, ς
 _NUM_CODE_POINTS = 0x110000
 _BLOCK = 128  # Code points per block of the two-level tables.
 _MAX_EXPANSION = 4  # Longest NFD(c.lower()) of one character (U+1F82 etc.).
@@ -360,9 +367,13 @@ class _FaithfulTokenizer(tf.Module):
     self._fast_pattern = _char_class(_not_fast(tables, lower_case),
                                      negate=True) + "*"
 
-    # The pieces a word is matched against. WordPiece never looks up "" or a
-    # token with whitespace; FastWordpiece need not see them either.
-    tokens = [t if t and not any(c.isspace() for c in t) else f"[bert_hub {i}]"
+    # The pieces a word is matched against. Words are never empty and never
+    # hold whitespace or dropped characters, so tokens with those can never
+    # match; FastWordpiece need not see them (its trie refuses NUL bytes).
+    def can_match(token):
+      return token and not any(
+          tables.flags[ord(c)] & (_SPACE | _DROP) for c in token)
+    tokens = [t if can_match(t) else f"[bert_hub unmatchable {i}]"
               for i, t in enumerate(vocab.tokens)]
     # Which ids continue a word (FastWordpiece's notion: "##..." but not "##").
     self._is_suffix = tf.constant([t.startswith("##") and t != "##"
@@ -404,30 +415,32 @@ class _FaithfulTokenizer(tf.Module):
 
   def _fast_route(self, sentences, with_offsets: bool):
     """Sentences matching _fast_pattern [b] -> (tokens, (starts, limits))."""
+    # tf.strings.lower with encoding="" lowers A-Z only: offsets stay valid.
     lowered = tf.strings.lower(sentences) if self._lower_case else sentences
-    # encoding="" lowers A-Z only, which keeps every byte offset.
     pieces, starts, limits = self._text_wordpiece.tokenize_with_offsets(
         lowered)  # [b, (P)] each; the offsets are int64.
     # Rebuild the words: a word starts at every piece that is no "##" piece.
     word_start = ~tf.gather(self._is_suffix, pieces.values)  # [P_total]
-    word_of_piece = _start_ids(word_start)
-    word_row = tf.boolean_mask(pieces.value_rowids(), word_start)  # [W_total]
+    word_splits = tf.concat([tf.where(word_start)[:, 0],
+                             tf.size(word_start, out_type=tf.int64)[None]], 0)
+    words_before = tf.concat([[0], tf.cumsum(tf.cast(word_start, tf.int64))], 0)
+    sentence_splits = tf.gather(words_before, pieces.row_splits)  # [b + 1]
 
     def to_words(values):  # [P_total] -> [W_total, (P)]
-      return tf.RaggedTensor.from_value_rowids(
-          values, word_of_piece, nrows=tf.size(word_row, out_type=tf.int64),
-          validate=False)
+      return tf.RaggedTensor.from_row_splits(values, word_splits,
+                                             validate=False)
+
+    def to_batch(rt):  # [W_total, (P)] -> [b, (W), (P)]
+      return tf.RaggedTensor.from_row_splits(rt, sentence_splits,
+                                             validate=False)
 
     words = self._unk_long_words(
         to_words(pieces.values), to_words(starts.values),
         to_words(limits.values),
         lambda rows, start, length: tf.strings.substr(
-            tf.gather(sentences, tf.gather(word_row, rows)), start, length))
-    return tuple(
-        tf.RaggedTensor.from_value_rowids(
-            x, word_row, nrows=tf.size(sentences, out_type=tf.int64),
-            validate=False)
-        for x in (words if with_offsets else words[:1]))
+            tf.gather(sentences, tf.searchsorted(  # The sentence of each word.
+                sentence_splits, rows, side="right") - 1), start, length))
+    return tuple(to_batch(x) for x in (words if with_offsets else words[:1]))
 
   def _exact_route(self, sentences, with_offsets: bool):
     """Any sentences [b] -> (tokens, (starts, limits)) via code points."""
@@ -724,38 +737,39 @@ def pack_inputs(segments, seq_length, *, start_of_sequence_id: int,
   segments = [s.merge_dims(1, -1) if s.ragged_rank > 1 else s
               for s in segments]  # [B, (W), (P)] -> [B, (tokens)]
   dtype = segments[0].dtype
-  t = tf.cast(seq_length, tf.int64)
   lengths = tf.stack([s.row_lengths() for s in segments], axis=1)  # [B, n]
-  kept = round_robin_lengths(lengths, t - (len(segments) + 1))  # [B, n]
-  # Column where each segment starts: 1 + sum over i < j of (kept_i + 1).
-  begin = 1 + tf.cumsum(kept + 1, axis=1, exclusive=True)  # [B, n]
+  kept = round_robin_lengths(  # [B, n]
+      lengths, tf.cast(seq_length, tf.int64) - (len(segments) + 1))
 
-  # Fill [B, T] column by column: find each column's segment and position.
-  column = tf.range(t)[tf.newaxis, :]  # [1, T]
-  input_word_ids = tf.where(tf.equal(column, 0),
-                            tf.constant(start_of_sequence_id, dtype),
-                            tf.constant(padding_id, dtype))  # [1, T]
-  input_type_ids = tf.zeros_like(input_word_ids)
-  for j, segment in enumerate(segments):
-    position = column - begin[:, j:j + 1]  # [B, T]
-    inside = (position >= 0) & (position < kept[:, j:j + 1])
-    at_separator = tf.equal(position, kept[:, j:j + 1])
-    # One extra value so the gather is valid where nothing is inside.
-    values = tf.concat([segment.values, tf.zeros([1], dtype)], axis=0)
-    index = tf.where(inside, segment.row_starts()[:, tf.newaxis] + position,
-                     tf.size(segment.values, out_type=tf.int64))
-    input_word_ids = tf.where(
-        inside, tf.gather(values, index),
-        tf.where(at_separator, tf.constant(end_of_segment_id, dtype),
-                 input_word_ids))
-    input_type_ids = tf.where(inside | at_separator, tf.constant(j, dtype),
-                              input_type_ids)
-  length = begin[:, -1:] + kept[:, -1:] + 1  # [B, 1] tokens before padding.
-  input_mask = tf.cast(column < length, dtype)  # [B, T]
-  if isinstance(seq_length, int):  # Static T for the outputs' shapes.
-    input_word_ids, input_type_ids, input_mask = (
-        tf.ensure_shape(x, [None, seq_length])
-        for x in (input_word_ids, input_type_ids, input_mask))
+  batch_size = segments[0].nrows()
+  ones = tf.ones([batch_size], tf.int64)
+
+  def column(value):  # [B, (1)] of `value`
+    return tf.RaggedTensor.from_row_lengths(
+        tf.fill([batch_size], tf.constant(value, dtype)), ones, validate=False)
+
+  word_ids, type_ids = [column(start_of_sequence_id)], [column(0)]
+  for j, (segment, k) in enumerate(zip(segments, tf.unstack(kept, axis=1))):
+    # The first k[i] tokens of each row i: [B, (k)].
+    positions = tf.ragged.range(segment.row_starts(), segment.row_starts() + k)
+    word_ids += [positions.with_values(tf.gather(segment.values,
+                                                 positions.values)),
+                 column(end_of_segment_id)]
+    type_ids += [tf.RaggedTensor.from_row_lengths(  # j on seg_j and its [SEP].
+        tf.fill([tf.reduce_sum(k) + batch_size], tf.constant(j, dtype)), k + 1,
+        validate=False)]
+  word_ids = tf.concat(word_ids, axis=1)  # [B, (tokens)]
+  type_ids = tf.concat(type_ids, axis=1)  # [B, (tokens)]
+
+  # Pad to [B, T]; rows longer than T (only if T < len(segments) + 1) are cut.
+  # A Python int T gives the outputs a static shape [None, T].
+  shape = [None, seq_length] if isinstance(seq_length, int) else tf.stack(
+      [batch_size, tf.cast(seq_length, tf.int64)])
+  input_word_ids = word_ids.to_tensor(tf.constant(padding_id, dtype),
+                                      shape=shape)
+  input_type_ids = type_ids.to_tensor(tf.constant(0, dtype), shape=shape)
+  input_mask = tf.sequence_mask(word_ids.row_lengths(), seq_length,
+                                dtype=dtype)
   return dict(input_word_ids=input_word_ids, input_mask=input_mask,
               input_type_ids=input_type_ids)
 
