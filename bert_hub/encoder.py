@@ -40,7 +40,7 @@ import numpy as np
 
 from bert_hub import _keras  # noqa: F401
 from bert_hub.checkpoints import (Weights, names, read_weights, resolve,
-                                  uninitialized_variables)
+                                  uninitialized_variables, without_autograph)
 from bert_hub.config import BertConfig, load_config
 from bert_hub.errors import BertHubError
 
@@ -88,7 +88,7 @@ def build_encoder(config: BertConfig, *, with_mlm: bool = False,
   second copy of the weights.
   """
   if not random_init:
-    with uninitialized_variables():
+    with uninitialized_variables(), without_autograph():
       return build_encoder(config, with_mlm=with_mlm)
   network = build_network(config)
   inputs = encoder_inputs()
@@ -116,6 +116,49 @@ def build_encoder(config: BertConfig, *, with_mlm: bool = False,
   return model
 
 
+def bfloat16_twin(model: tf_keras.Model) -> tf_keras.Model:
+  """`model`'s encoder computing in bfloat16, on `model`'s own float32 variables.
+
+  tf-models' BertEncoderV2 built under tf_keras' "mixed_bfloat16" policy:
+  matmuls, einsums and activations run in bfloat16 (fast on CPUs with
+  AVX512-BF16 or AMX), variables stay float32 and are `model`'s (shared, not
+  copied: a SavedModel holding both stores the weights once). Same inputs and
+  output names as `model`; outputs are bfloat16. For serving, not training.
+  """
+  ours = canonical_variables(model)
+  shared = set()
+
+  def share(next_creator, **kwargs):
+    name = kwargs.get("name")
+    if not callable(kwargs.get("initial_value")) or not name:
+      return next_creator(**kwargs)  # not a weight (e.g. Keras' step counters)
+    scope = tf.get_current_name_scope()
+    canonical = names.canonical_name(f"{scope}/{name}" if scope else name)
+    var = ours.get(canonical)
+    if var is None or tuple(var.shape) != tuple(kwargs.get("shape") or ()):
+      raise RuntimeError(f"internal error: bfloat16 encoder weight {canonical} "
+                         f"{kwargs.get('shape')} has no float32 twin")
+    shared.add(canonical)
+    return var
+
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    with tf.variable_creator_scope(share), without_autograph():
+      network = build_network(model.config)
+      inputs = encoder_inputs()
+      outputs = dict(network(inputs))
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+  unshared = sorted(set(k for k in ours if not k.startswith(MLM_NAME)) - shared)
+  if unshared:
+    raise RuntimeError(f"internal error: bfloat16 encoder lacks {unshared}")
+  outputs["default"] = outputs["pooled_output"]
+  twin = tf_keras.Model(inputs=inputs, outputs=outputs, name="bert_encoder_bfloat16")
+  twin.config = model.config
+  return twin
+
+
 def canonical_variables(model: tf_keras.Model) -> Dict[str, tf.Variable]:
   """The model's variables by canonical name (see checkpoints/names.py)."""
   out = {names.canonical_name(v.name): v for v in model.network.variables}
@@ -138,6 +181,10 @@ def assign_weights(model: tf_keras.Model, weights: Weights) -> None:
                        f"unmapped {missing}, table has unknown {extra}")
   for name, var in variables.items():
     var.assign(weights.arrays.pop(name))
+  models = [model] if model.mlm is None else [model, model.mlm]
+  unset = sorted({v.name for m in models for v in m.variables if not v.is_initialized()})
+  if unset:  # build_encoder(random_init=False) left a variable the table does not name
+    raise RuntimeError(f"internal error: variables without a value: {unset}")
 
 
 def find_config(checkpoint: str, checkpoint_format: Optional[str] = None) -> str:

@@ -238,8 +238,9 @@ def uninitialized_variables():
   inspected, never read): no initializer runs and no memory is allocated.
   tf-models' TruncatedNormal initializers cost about 2 s for BERT-base on 2 CPU
   cores, and the random values as much memory as the weights. Building must be
-  symbolic (Keras functional construction); reading such a variable before it
-  is assigned raises FailedPreconditionError.
+  symbolic (Keras functional construction). Reading such a variable before it
+  is assigned gives an empty tensor, without an error: assign every one
+  (`encoder.assign_weights` checks that none is left).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow.python.ops import resource_variable_ops  # pylint: disable=g-direct-tensorflow-import,g-import-not-at-top
@@ -256,6 +257,16 @@ def uninitialized_variables():
 
   with tf.variable_creator_scope(creator):
     yield
+
+
+def without_autograph():
+  """Keras builds layers without converting their `call` with autograph.
+
+  tf-models' layers have no data-dependent Python control flow; converting them
+  costs about a second per process, every time a network is built or traced.
+  """
+  from tensorflow.python.autograph.core import ag_ctx  # pylint: disable=g-direct-tensorflow-import,g-import-not-at-top
+  return ag_ctx.ControlStatusCtx(status=ag_ctx.Status.DISABLED)
 
 
 def open_tf_checkpoint(prefix):

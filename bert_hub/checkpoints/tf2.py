@@ -17,7 +17,8 @@ from typing import Dict
 import numpy as np
 
 from bert_hub.checkpoints import (check_config_agrees, names, open_tf_checkpoint,
-                                  read_tf_tensor, uninitialized_variables)
+                                  read_tf_tensor, uninitialized_variables,
+                                  without_autograph)
 from bert_hub.config import BertConfig
 from bert_hub.errors import BertHubError, CheckpointMismatchError
 
@@ -58,7 +59,7 @@ def read(prefix: str, config: BertConfig, *, with_mlm: bool) -> Dict[str, np.nda
       inner_activation=config.activation_fn())
   # The network only names the keys: its variables get no values (no memory, no
   # random initialization) and it is built symbolically, on Keras inputs.
-  with uninitialized_variables():
+  with uninitialized_variables(), without_autograph():
     if legacy:
       kwargs["intermediate_size"] = config.intermediate_size
       net = networks.BertEncoder(dict_outputs=True, **{

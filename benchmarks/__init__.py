@@ -1,0 +1,1 @@
+"""Benchmarks of bert-hub against tf-models' reference exporter (python -m benchmarks.run)."""
