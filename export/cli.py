@@ -42,6 +42,16 @@ def _add_lower_case(p):
                  help="the tokenizer keeps case (cased models)")
 
 
+def _add_checkpoint(p):
+  p.add_argument("--checkpoint", required=True, metavar="CKPT",
+                 help="TF1/TF2 checkpoint prefix, or Hugging Face directory or .safetensors")
+  p.add_argument("--vocab", metavar="VOCAB",
+                 help="the checkpoint's WordPiece vocab.txt (default: vocab.txt beside it)")
+  p.add_argument("--config", metavar="CONFIG",
+                 help="bert_config.json, HF config.json or encoder YAML "
+                 "(default: the config beside the checkpoint)")
+
+
 def _add_common(p):
   p.add_argument("--output", required=True, metavar="DIR",
                  help="models folder; the export becomes DIR/<version>/")
@@ -92,13 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True)
 
   p = sub.add_parser("encoder", help="export a BERT encoder SavedModel")
-  p.add_argument("--checkpoint", required=True, metavar="CKPT",
-                 help="TF1/TF2 checkpoint prefix, or Hugging Face directory or .safetensors")
-  p.add_argument("--vocab", metavar="VOCAB",
-                 help="WordPiece vocab.txt (default: vocab.txt beside the checkpoint)")
-  p.add_argument("--config", metavar="CONFIG",
-                 help="bert_config.json, HF config.json or encoder YAML "
-                 "(default: the config beside the checkpoint)")
+  _add_checkpoint(p)
   p.add_argument("--with-mlm", action="store_true",
                  help="also export the masked-LM head as the `mlm` subobject (version 3)")
   p.add_argument("--checkpoint-format", choices=("tf1", "tf2", "hf"),
@@ -134,13 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser(
       "text-embedding", help="export a sentences-to-embeddings SavedModel "
       "(preprocessing + encoder in one request, for TF Serving)")
-  p.add_argument("--checkpoint", required=True, metavar="CKPT",
-                 help="TF1/TF2 checkpoint prefix, or Hugging Face directory or .safetensors")
-  p.add_argument("--vocab", metavar="VOCAB",
-                 help="the checkpoint's WordPiece vocab.txt (default: vocab.txt beside it)")
-  p.add_argument("--config", metavar="CONFIG",
-                 help="bert_config.json, HF config.json or encoder YAML "
-                 "(default: the config beside the checkpoint)")
+  _add_checkpoint(p)
   p.add_argument("--seq-length", type=int, default=128,
                  help="tokens per input, 3 to max_position_embeddings (default 128)")
   p.add_argument("--normalization", default="faithful", choices=("faithful", "tf_text"),

@@ -196,28 +196,17 @@ def export_text_embedding(*, checkpoint: str, output_dir: str,
   """
   from bert_hub import encoder as encoder_lib  # pylint: disable=g-import-not-at-top
   from bert_hub import preprocessing  # pylint: disable=g-import-not-at-top
-  from bert_hub import vocab as vocab_lib  # pylint: disable=g-import-not-at-top
-  from bert_hub.config import BertConfig, load_config  # pylint: disable=g-import-not-at-top
 
   clock = lib._Clock(report)  # pylint: disable=protected-access
   if isinstance(version, bool) or not isinstance(version, int) or version < 1:
     raise BertHubError(
         "bad --version", expected="a model version number, an integer >= 1",
         received=repr(version), fix="pass --version 1 (then 2, 3, ... for re-exports)")
-  if config is None:
-    config = encoder_lib.find_config(checkpoint, checkpoint_format)
-  if not isinstance(config, BertConfig):
-    config = load_config(config)
+  config, vocab_path, _ = lib.resolve_config_and_vocab(
+      checkpoint=checkpoint, vocab=vocab, config=config,
+      checkpoint_format=checkpoint_format)
   lib.check_seq_length(seq_length, max_positions=config.max_position_embeddings)
   publish.check_target(output_dir, version, overwrite=overwrite)
-  vocab_path = lib.find_vocab(vocab, checkpoint)
-  words = vocab_lib.read_vocab(vocab_path)
-  if words.size != config.vocab_size:
-    raise BertHubError(
-        "vocabulary does not fit the model",
-        expected=f"{config.vocab_size} tokens (the embedding matrix's rows)",
-        received=f"{words.size} tokens in {vocab_path}",
-        fix="pass the vocab.txt that came with this checkpoint")
   lower = lib.resolve_lower_case(lower_case, vocab=vocab_path, checkpoint=checkpoint,
                                  report=clock)
 
