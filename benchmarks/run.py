@@ -112,6 +112,7 @@ class Bench:
 
   def task(self, key: str, task: str, **kwargs):
     """run_task, logging; on failure records the error under `key` and returns None."""
+    self.data.setdefault("load_average_samples", []).append(os.getloadavg()[0])
     try:
       result = run_task(task, **kwargs)
     except TaskError as e:
@@ -208,8 +209,6 @@ class Bench:
       warmup = 3 if batch == 1 else 1
       for r in range(runs):
         for name, kwargs in contenders:
-          if kwargs.get("impl") == "torch" and r > 0:
-            continue  # PyTorch is context, measured once
           res = self.task(f"infer {name} b{batch}", "infer", batch=batch,
                           seq_length=SEQ_LENGTH, iters=iters, warmup=warmup, **kwargs)
           if res:
@@ -229,14 +228,10 @@ class Bench:
     out.append(("pytorch", dict(impl="torch", size="base")))
     return out
 
-  def bfloat16(self):
+  def bfloat16_contenders(self):
     """bfloat16 serving: our export option, and oneDNN's runtime rewrite.
 
-    Speed on the same random ids as float32; accuracy as the cosine of
-    pooled_output to float32 on real sentences, for BERT-base (random weights)
-    and all-MiniLM-L6-v2 (real weights), both exported with
-    serving_precision="bfloat16" (serving_default in bfloat16, serving_float32
-    the float32 reference, and serving_float32 under the runtime rewrite).
+    Their speed is measured with the float32 rows (same runs, alternating).
     """
     info = self.checkpoint("base")
     out = self.data.setdefault("bfloat16", {})
@@ -252,8 +247,18 @@ class Bench:
     f32 = self._exported("base", "ours")
     if f32:
       contenders.append(("ours_onednn_bf16", dict(impl="tf", path=f32, bfloat16=True)))
-    self.inference(contenders, self.args.runs)
+    return contenders
 
+  def bfloat16_accuracy(self):
+    """Cosine of pooled_output to float32 on real sentences.
+
+    For BERT-base (random weights) and all-MiniLM-L6-v2 (real weights), both
+    exported with serving_precision="bfloat16": serving_default (bfloat16),
+    serving_float32 (the float32 reference), and serving_float32 under
+    oneDNN's runtime rewrite.
+    """
+    out = self.data.setdefault("bfloat16", {})
+    res = out.get("export")
     tokens = os.path.join(self.work, "sentences.npz")
     sent = self.task("sentences", "sentences", count=self.args.sentences,
                      seq_length=SEQ_LENGTH, output=tokens)
@@ -320,18 +325,19 @@ def _verdict(ratio, *, at_most=None, at_least=None):
 
 def rows(data) -> list:
   """[(section, measure, ours, reference, third party, ratio, target)] as strings."""
-  out = []
+  out, large = [], []
   exp = data.get("export", {})
   for size in ("base", "large"):
     e = exp.get(size)
     if not e:
       continue
+    rows_ = out if size == "base" else large
     t = {i: median([r["seconds"] for r in e[i]]) for i in IMPLS}
     m = {i: median([r["peak_rss_mb"] for r in e[i]]) for i in IMPLS}
     n = {i: len(e[i]) for i in IMPLS}
     sec = "1" if size == "base" else "5"
     ratio = _ratio(t["ours"], t["reference"])
-    out.append((sec, f"BERT-{size} export, wall s (median of {n['ours']}/{n['reference']}; "
+    rows_.append((sec, f"BERT-{size} export, wall s (median of {n['ours']}/{n['reference']}; "
                 "ours includes verify)", _fmt(t["ours"], ".1f"), _fmt(t["reference"], ".1f"),
                 "", _fmt(ratio, ".2f"),
                 f"<= 0.5: {_verdict(ratio, at_most=0.5)}" if size == "base" else ""))
@@ -342,7 +348,7 @@ def rows(data) -> list:
       over = _ratio(m["ours"] / 1024 if m["ours"] else None, weights_gb)
       target = (f"<= 3x weights ({3 * weights_gb:.2f} GB): ours "
                 f"{_fmt(over, '.2f')}x, {_verdict(over, at_most=3)}")
-    out.append((sec, f"BERT-{size} export, peak memory GB (weights {weights_gb:.2f} GB)",
+    rows_.append((sec, f"BERT-{size} export, peak memory GB (weights {weights_gb:.2f} GB)",
                 _fmt(m["ours"] and m["ours"] / 1024, ".2f"),
                 _fmt(m["reference"] and m["reference"] / 1024, ".2f"), "",
                 _fmt(ratio_m, ".2f"), target))
@@ -367,14 +373,14 @@ def rows(data) -> list:
     from benchmarks.tasks import bert_config_json, matmul_flops_per_sequence  # pylint: disable=g-import-not-at-top
     flops = matmul_flops_per_sequence(bert_config_json("base"), SEQ_LENGTH)
     sps = lambda name, b: inf.get(name, {}).get(str(b), {}).get("sequences_per_second")
-    for b in (1, 32):
+    for b in (1, 32) if "ours" in inf or "reference" in inf else ():
       ours, ref, torch = sps("ours", b), sps("reference", b), sps("pytorch", b)
       ratio = _ratio(ours, ref)
       out.append(("3", f"BERT-base inference float32, batch {b}, seq {SEQ_LENGTH}: "
                   "sequences/s", _fmt(ours, ".2f"), _fmt(ref, ".2f"),
                   f"PyTorch transformers {_fmt(torch, '.2f')}", _fmt(ratio, ".2f"),
                   f">= 1.0: {_verdict(ratio, at_least=1.0)}"))
-    for b in (1, 32):
+    for b in (1, 32) if "ours" in inf or "reference" in inf else ():
       g = {n: sps(n, b) and sps(n, b) * flops / 1e9 for n in ("ours", "reference", "pytorch")}
       frac = lambda x: "n/a" if x is None or not peak32 else f"{x:.0f} ({x / peak32:.0%})"
       out.append(("3", f"  GFLOP/s at batch {b} (fraction of the float32 4096^2 matmul "
@@ -391,10 +397,10 @@ def rows(data) -> list:
         out.append(("3", f"BERT-base inference bfloat16, {label}, batch {b}: sequences/s "
                     "(ratio: to the reference's float32)", _fmt(bf, ".2f"), _fmt(ref, ".2f"),
                     "", _fmt(_ratio(bf, ref), ".2f"),
-                    f"{_fmt(_ratio(bf, ours), '.2f')}x ours float32"
-                    + ("" if not (g and peak16) else
-                       f"; {g:.0f} GFLOP/s = {g / peak16:.0%} of the bfloat16 4096^2 "
-                       f"matmul peak ({peak16:.0f})")))
+                    "; ".join(x for x in (
+                        _ratio(bf, ours) and f"{_ratio(bf, ours):.2f}x ours float32",
+                        g and peak16 and f"{g:.0f} GFLOP/s = {g / peak16:.0%} of the "
+                        f"bfloat16 4096^2 matmul peak ({peak16:.0f})") if x)))
   bf = data.get("bfloat16", {})
   if bf.get("export"):
     out.append(("3", "saved_model.pb with serving_precision=bfloat16, MB",
@@ -419,7 +425,7 @@ def rows(data) -> list:
   elif "preprocessing" in data.get("errors", {}):
     out.append(("4", "preprocessing, sentences/s", "missing", "missing", "missing", "",
                 "benchmarks/preprocessing.py failed: " + data["errors"]["preprocessing"][:120]))
-  return out
+  return out + large
 
 
 def markdown(data) -> str:
@@ -428,18 +434,18 @@ def markdown(data) -> str:
   for r in rows(data):
     lines.append("| " + " | ".join(r) + " |")
   cpu = data["cpu"]
-  la0, la1 = data["load_average_start"], data.get("load_average_end", (None,) * 3)
+  samples = data.get("load_average_samples") or [data["load_average_start"][0]]
   notes = [
       "",
       f"{cpu['model']}, {cpu['cores']} cores ({', '.join(cpu['flags'])}); "
       + ", ".join(f"{k} {v}" for k, v in data["versions"].items() if v) + ".",
-      f"Load average (1 min) at start {la0[0]:.2f}, at end "
-      f"{la1[0] if la1[0] is None else format(la1[0], '.2f')} on {cpu['cores']} cores"
-      + (": measured under contention from other processes, both sides alike."
-         if max(la0[0], la1[0] or 0) > 0.5 * (cpu["cores"] or 1) else "."),
+      f"Load average (1 min) when tasks started: median {median(samples):.2f}, max "
+      f"{max(samples):.2f} on {cpu['cores']} cores (one benchmark process adds about 1)"
+      + (": other processes competed for the CPU during the run, both sides alike."
+         if max(samples) > cpu["cores"] + 0.5 else "."),
       f"Fresh processes per measurement: {data['args']['runs']} per BERT-base export, "
       f"{data['args']['load_runs']} per load, {data['args']['large_runs']} per "
-      f"BERT-large export, {data['args']['runs']} per inference row (PyTorch: 1), "
+      f"BERT-large export, {data['args']['runs']} per inference row, "
       f"each timing {data['args']['iters_b1']} (batch 1) / {data['args']['iters_b32']} "
       "(batch 32) calls after warm-up; medians throughout.",
   ]
@@ -561,10 +567,12 @@ def main(argv=None):
     bench.loads(args.load_runs)
   if "infer" in sections or "bfloat16" in sections:
     bench.matmul()
-  if "infer" in sections:
-    bench.inference(bench.float_contenders(), args.runs)
+  contenders = bench.float_contenders() if "infer" in sections else []
   if "bfloat16" in sections:
-    bench.bfloat16()
+    contenders += bench.bfloat16_contenders()
+  bench.inference(contenders, args.runs)
+  if "bfloat16" in sections:
+    bench.bfloat16_accuracy()
   if "preprocessing" in sections:
     bench.preprocessing()
   if "large" in sections:

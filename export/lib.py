@@ -166,6 +166,7 @@ def _gc_frozen(function):
   return wrapper
 
 
+@_gc_frozen
 def export_encoder(*, checkpoint: str, output_dir: str, vocab: Optional[str] = None,
                    config=None, version: int = versions.LATEST, with_mlm: bool = False,
                    lower_case: Optional[bool] = None,
