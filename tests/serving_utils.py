@@ -130,3 +130,14 @@ def _child(saved_model_dir, signature_name, inputs, outputs, info, count) -> int
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
   _dir, _signature, _inputs, _outputs, _info, _count = sys.argv[2:8]
   sys.exit(_child(_dir, _signature, _inputs, _outputs, _info, int(_count)))
+
+
+def load_example(name):
+  """The module examples/<name>.py (the examples are scripts, not a package)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module

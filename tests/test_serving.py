@@ -14,7 +14,6 @@ last through `bert-hub-export text-embedding`). Each is then
 import bert_hub  # noqa: F401  (legacy Keras first)
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -35,7 +34,7 @@ from bert_hub.encoder import INPUT_NAMES, sample_inputs
 from export import cli, lib, serving, versions
 from export.saved_model import VERIFY_TOLERANCE
 from tests import fixtures
-from tests.serving_utils import run_signature_in_serving_session
+from tests.serving_utils import load_example, run_signature_in_serving_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = fixtures.tiny_config()
@@ -49,14 +48,6 @@ SESSION_TOLERANCE = dict(atol=1e-6, rtol=1e-5)
 SENTENCES = ["hello world", "The cat sat on the mat.", "I liked this film very much!",
              "", "Café naïve über straße 中国人", " ".join(["the dog"] * 20)]
 SECOND = ["a good book", "she was not fun", "", "we read it", "?", "they hated it !"]
-
-
-def _load_example(name):
-  spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                ROOT / "examples" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +285,7 @@ def text_embedding_served(exports):
   the gRPC request of examples/grpc_client.py (its TensorProtos).
   """
   path = exports["text_embedding"]
-  rest_client, grpc_client = _load_example("rest_client"), _load_example("grpc_client")
+  rest_client, grpc_client = load_example("rest_client"), load_example("grpc_client")
   requests = {"serving_default": {}, "pairs": {}}
   for i, (name, inputs) in enumerate(_warmup_records(path)):
     requests[name][f"warmup {i}"] = inputs

@@ -9,7 +9,6 @@ runs the signature in a TF1 session as TF Serving does.
 """
 import bert_hub  # noqa: F401  (must come before tensorflow)
 
-import importlib.util
 import json
 import pathlib
 import shutil
@@ -25,7 +24,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from bert_hub.errors import BertHubError
 from export import serving
 from export import serving_cli
-from tests.serving_utils import run_signature_in_serving_session
+from tests.serving_utils import load_example, run_signature_in_serving_session
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VOCAB = ["[UNK]", "hello", "world", "serv", "##ing", "##s", "tf"]
@@ -479,16 +478,8 @@ def test_rest_row_format_needs_one_batch_size():
 # ---------------------------------------------------------------- examples
 
 
-def _load_example(name):
-  spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                ROOT / "examples" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_grpc_client_request_carries_the_sentences():
-  grpc_client = _load_example("grpc_client")
+  grpc_client = load_example("grpc_client")
   sentences = ["hello world", "héllo wörld", ""]
   request = grpc_client.build_request(sentences, "bert", output_filter=["pooled_output"])
   assert request.model_spec.name == "bert"
@@ -503,7 +494,7 @@ def test_grpc_client_request_carries_the_sentences():
 
 @pytest.mark.parametrize("format_", ["instances", "inputs"])
 def test_rest_client_body_feeds_the_sentences(models, format_):
-  rest_client = _load_example("rest_client")
+  rest_client = load_example("rest_client")
   body = rest_client.build_body(["hello world", b"tf"], "serving_default", format=format_)
   signature = tf.saved_model.load(str(models["text"])).signatures["serving_default"]
   # The example model's input is `sentences`, like a bert-hub text-embedding model.
