@@ -129,6 +129,20 @@ def _serving_function(compute, version: Version, num_layers: int):
   return serve
 
 
+def check_encoder_options(*, version: Version, with_mlm: bool,
+                          serving_precision: str) -> None:
+  """The options an encoder export accepts; raises BertHubError before any work."""
+  if serving_precision not in SERVING_PRECISIONS:
+    raise BertHubError(
+        "unknown serving precision", expected=" or ".join(SERVING_PRECISIONS),
+        received=repr(serving_precision), fix="pass float32 (default) or bfloat16")
+  if with_mlm and not version.dict_api:
+    raise BertHubError(
+        "MLM head needs the dict API", expected="--with-mlm with --version 3",
+        received=f"--version {version.number}",
+        fix="drop --with-mlm, or export version 3")
+
+
 def encoder_object(model, *, version: Version, vocab_file: str, do_lower_case: bool,
                    serving_precision: str = "float32"):
   """The object to save for `model` (bert_hub.encoder.build_encoder) at `version`.
@@ -138,10 +152,8 @@ def encoder_object(model, *, version: Version, vocab_file: str, do_lower_case: b
   CPUs with AVX512-BF16 or AMX; the float32 signature stays as
   `serving_float32`. `__call__` (fine-tuning, hub.KerasLayer) is float32 always.
   """
-  if serving_precision not in SERVING_PRECISIONS:
-    raise BertHubError(
-        "unknown serving precision", expected=" or ".join(SERVING_PRECISIONS),
-        received=repr(serving_precision), fix="pass float32 (default) or bfloat16")
+  check_encoder_options(version=version, with_mlm=model.mlm is not None,
+                        serving_precision=serving_precision)
   num_layers = model.config.num_layers
   hidden = model.config.hidden_size
   dropout = version.dropout_when_training
@@ -206,11 +218,6 @@ def encoder_object(model, *, version: Version, vocab_file: str, do_lower_case: b
     obj.serving_default = _serving_function(float32, version, num_layers)
 
   if model.mlm is not None:
-    if not version.dict_api:
-      raise BertHubError(
-          "MLM head needs the dict API", expected="--with-mlm with --version 3",
-          received=f"--version {version.number}",
-          fix="drop --with-mlm, or export version 3")
     mlm = _trackable(model.mlm.variables, model.mlm.trainable_variables)
 
     @tf.function(autograph=False)

@@ -32,3 +32,20 @@ def test_bfloat16_serving_signature_keeps_float32_api(tmp_path, capsys):
   cosine = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
   assert cosine.min() > 0.999, cosine
   assert np.max(np.abs(a - b)) > 0  # it really computes in bfloat16
+
+
+def test_bad_encoder_options_fail_before_any_work(tmp_path):
+  import pytest
+  from bert_hub.errors import BertHubError
+  from export import lib
+  config = fixtures.tiny_config()
+  prefix, _ = fixtures.write_tf1_checkpoint(tmp_path / "ckpt", config)
+  fixtures.write_vocab(tmp_path / "ckpt")
+  out = tmp_path / "out"
+  with pytest.raises(BertHubError, match="unknown serving precision.*received 'float16'"):
+    lib.export_encoder(checkpoint=prefix, output_dir=str(out), serving_precision="float16",
+                       report=lib.quiet_report)
+  with pytest.raises(BertHubError, match="MLM head needs the dict API.*--version 1"):
+    lib.export_encoder(checkpoint=prefix, output_dir=str(out), version=1, with_mlm=True,
+                       report=lib.quiet_report)
+  assert not out.exists()
