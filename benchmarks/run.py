@@ -8,7 +8,8 @@ results.md (the table), results.json (every run of every measurement) and
 benchmarks.png (the plot). Every measurement runs in its own fresh Python
 process (benchmarks/tasks.py), so import and cache state are the same for
 both sides; times are medians over --runs processes (export, load) or over
-timed calls after a warm-up in one process (inference). See
+timed calls after a warm-up in one process (inference; the SavedModels compared
+share that process, calls alternating). See
 benchmarks/README.md for what each row means.
 
 Sections (--only takes a comma-separated subset):
@@ -198,26 +199,47 @@ class Bench:
         log(f"matmul 4096^2 {dtype}: {res['gflops']:.0f} GFLOP/s")
 
   def inference(self, contenders, runs: int):
-    """Each contender and batch in `runs` processes, contenders alternating.
+    """Each batch size in `runs` rounds of fresh processes.
 
-    A process times `--iters-b1/--iters-b32` calls after a warm-up; the row is
-    the median over processes of each process's median.
+    The SavedModels that run as they are (ours, the reference, ours in
+    bfloat16) share one process per round (`infer_paired`: loaded together,
+    calls alternating), which makes their ratio steady; PyTorch and oneDNN's
+    process-wide bfloat16 rewrite get a process each. A process times
+    `--iters-b1/--iters-b32` calls per model after a warm-up; a row is the
+    median over processes of each process's median, and a paired ratio the
+    median over processes of each process's ratio.
     """
     out = self.data.setdefault("infer", {})
+    paired = [(n, kw["path"]) for n, kw in contenders
+              if kw.get("impl") == "tf" and not kw.get("bfloat16")]
+    alone = [(n, kw) for n, kw in contenders if n not in dict(paired)]
     for batch in (1, 32):
       iters = self.args.iters_b1 if batch == 1 else self.args.iters_b32
       warmup = 3 if batch == 1 else 1
       for r in range(runs):
-        for name, kwargs in contenders:
+        results = {}
+        if paired:
+          res = self.task(f"infer {'+'.join(n for n, _ in paired)} b{batch}", "infer_paired",
+                          paths=dict(paired), batch=batch, seq_length=SEQ_LENGTH,
+                          iters=iters, warmup=warmup)
+          if res:
+            res.pop("peak_rss_mb", None)
+            res.pop("process_seconds", None)
+            results.update(res)
+            out.setdefault("paired", {}).setdefault(str(batch), []).append(
+                {n: x["sequences_per_second"] for n, x in res.items()})
+        for name, kwargs in alone:
           res = self.task(f"infer {name} b{batch}", "infer", batch=batch,
                           seq_length=SEQ_LENGTH, iters=iters, warmup=warmup, **kwargs)
           if res:
-            entry = out.setdefault(name, {}).setdefault(str(batch), {"runs": []})
-            entry["runs"].append(res)
-            entry["sequences_per_second"] = median(
-                [x["sequences_per_second"] for x in entry["runs"]])
-            log(f"infer {name} batch {batch} {r + 1}/{runs}: "
-                f"{res['sequences_per_second']:.2f} seq/s")
+            results[name] = res
+        for name, res in results.items():
+          entry = out.setdefault(name, {}).setdefault(str(batch), {"runs": []})
+          entry["runs"].append(res)
+          entry["sequences_per_second"] = median(
+              [x["sequences_per_second"] for x in entry["runs"]])
+          log(f"infer {name} batch {batch} {r + 1}/{runs}: "
+              f"{res['sequences_per_second']:.2f} seq/s")
 
   def float_contenders(self):
     out = []
@@ -323,6 +345,17 @@ def _verdict(ratio, *, at_most=None, at_least=None):
   return "met" if ok else "MISSED"
 
 
+def _paired_ratio(inf, name, reference, batch):
+  """(median, " (...)" range) over processes of name/reference measured in one
+  process (infer_paired); (None, "") if they never shared one."""
+  ratios = [p[name] / p[reference] for p in inf.get("paired", {}).get(str(batch), [])
+            if p.get(name) and p.get(reference)]
+  if not ratios:
+    return None, ""
+  return median(ratios), (f" (same-process ratios {min(ratios):.3f}-{max(ratios):.3f}"
+                          f" over {len(ratios)} processes)")
+
+
 def rows(data) -> list:
   """[(section, measure, ours, reference, third party, ratio, target)] as strings."""
   out, large = [], []
@@ -375,11 +408,12 @@ def rows(data) -> list:
     sps = lambda name, b: inf.get(name, {}).get(str(b), {}).get("sequences_per_second")
     for b in (1, 32) if "ours" in inf or "reference" in inf else ():
       ours, ref, torch = sps("ours", b), sps("reference", b), sps("pytorch", b)
-      ratio = _ratio(ours, ref)
+      ratio, spread = _paired_ratio(inf, "ours", "reference", b)
+      ratio = ratio if ratio is not None else _ratio(ours, ref)
       out.append(("3", f"BERT-base inference float32, batch {b}, seq {SEQ_LENGTH}: "
                   "sequences/s", _fmt(ours, ".2f"), _fmt(ref, ".2f"),
-                  f"PyTorch transformers {_fmt(torch, '.2f')}", _fmt(ratio, ".2f"),
-                  f">= 1.0: {_verdict(ratio, at_least=1.0)}"))
+                  f"PyTorch transformers {_fmt(torch, '.2f')}", _fmt(ratio, ".3f"),
+                  f">= 1.0: {_verdict(ratio, at_least=1.0)}{spread}"))
     for b in (1, 32) if "ours" in inf or "reference" in inf else ():
       g = {n: sps(n, b) and sps(n, b) * flops / 1e9 for n in ("ours", "reference", "pytorch")}
       frac = lambda x: "n/a" if x is None or not peak32 else f"{x:.0f} ({x / peak32:.0%})"
@@ -394,9 +428,10 @@ def rows(data) -> list:
       for b in (1, 32):
         bf, ours, ref = sps(name, b), sps("ours", b), sps("reference", b)
         g = bf and bf * flops / 1e9
+        ratio = _paired_ratio(inf, name, "reference", b)[0]
         out.append(("3", f"BERT-base inference bfloat16, {label}, batch {b}: sequences/s "
                     "(ratio: to the reference's float32)", _fmt(bf, ".2f"), _fmt(ref, ".2f"),
-                    "", _fmt(_ratio(bf, ref), ".2f"),
+                    "", _fmt(ratio if ratio is not None else _ratio(bf, ref), ".2f"),
                     "; ".join(x for x in (
                         _ratio(bf, ours) and f"{_ratio(bf, ours):.2f}x ours float32",
                         g and peak16 and f"{g:.0f} GFLOP/s = {g / peak16:.0%} of the "
@@ -445,9 +480,10 @@ def markdown(data) -> str:
          if max(samples) > cpu["cores"] + 0.5 else "."),
       f"Fresh processes per measurement: {data['args']['runs']} per BERT-base export, "
       f"{data['args']['load_runs']} per load, {data['args']['large_runs']} per "
-      f"BERT-large export, {data['args']['runs']} per inference row, "
+      f"BERT-large export, {data['args']['runs']} per inference row (ours, the "
+      "reference and ours in bfloat16 share each process, calls alternating), "
       f"each timing {data['args']['iters_b1']} (batch 1) / {data['args']['iters_b32']} "
-      "(batch 32) calls after warm-up; medians throughout.",
+      "(batch 32) calls per model after warm-up; medians throughout.",
   ]
   if data["errors"]:
     notes.append("Missing or failed: " + "; ".join(f"{k}: {v[:160]}"
@@ -530,7 +566,7 @@ def parse_args(argv=None):
                       help="runs of the BERT-large export (median)")
   parser.add_argument("--iters-b1", type=int, default=20,
                       help="timed inference calls at batch 1 (median)")
-  parser.add_argument("--iters-b32", type=int, default=3,
+  parser.add_argument("--iters-b32", type=int, default=5,
                       help="timed inference calls at batch 32 (median)")
   parser.add_argument("--prep-repeats", type=int, default=3,
                       help="passes over the corpus in the preprocessing benchmark")

@@ -12,6 +12,8 @@ Tasks (see each function for its arguments):
   load            hub.KerasLayer(path) or tf.saved_model.load(path)
   infer           serving_default of a SavedModel (float32, or bfloat16 through
                   oneDNN's auto mixed precision), or transformers' BertModel
+  infer_paired    serving_default of several SavedModels in one process, calls
+                  alternating: the ratio of two exports without process-to-process noise
   embed           pooled outputs of a SavedModel for token ids (for bfloat16 accuracy)
   sentences       real sentences as token ids; export_minilm: real weights, exported
   matmul          4096x4096 tf.matmul GFLOP/s, float32 or bfloat16: the machine's peak
@@ -227,6 +229,39 @@ def infer(*, impl: str, batch: int, seq_length: int, iters: int, warmup: int = 1
   return dict(seconds=times, sequences_per_second=batch / statistics.median(times))
 
 
+def infer_paired(*, paths: dict, batch: int, seq_length: int, iters: int,
+                 warmup: int = 1) -> dict:
+  """infer(impl="tf") for each SavedModel in `paths` ({name: path}), in one process.
+
+  All are loaded first; each round then calls every model once, in an order
+  that rotates from round to round, so that slow phases of the machine (other
+  processes, frequency changes) fall on all of them alike. Returns {name:
+  {seconds, sequences_per_second}}: the ratio of two names' medians in one
+  process is much steadier than the ratio of two processes' (about 1% against
+  about 5-10% here).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  inputs = _random_inputs(batch, seq_length)
+  feeds = {k: tf.constant(v) for k, v in inputs.items()}
+  names = list(paths)
+  serve = {n: tf.saved_model.load(paths[n]).signatures["serving_default"] for n in names}
+
+  def call(name):
+    for t in serve[name](**feeds).values():
+      t.numpy()
+  for _ in range(warmup):
+    for name in names:
+      call(name)
+  times = {n: [] for n in names}
+  for i in range(iters):
+    for name in names[i % len(names):] + names[:i % len(names)]:
+      start = time.perf_counter()
+      call(name)
+      times[name].append(time.perf_counter() - start)
+  return {n: dict(seconds=t, sequences_per_second=batch / statistics.median(t))
+          for n, t in times.items()}
+
+
 def embed(*, path: str, tokens: str, output: str, bfloat16: bool = False,
           signature: str = "serving_default", batch: int = 32) -> dict:
   """pooled_output of `signature` for the ids in `tokens` (.npz), to `output` (.npy).
@@ -312,7 +347,8 @@ def preprocessing(*, repeats: int, seq_length: int = 128) -> dict:
               results=results)
 
 
-TASKS = dict(checkpoint=checkpoint, export=export, load=load, infer=infer, embed=embed,
+TASKS = dict(checkpoint=checkpoint, export=export, load=load, infer=infer,
+             infer_paired=infer_paired, embed=embed,
              sentences=sentences, export_minilm=export_minilm, matmul=matmul,
              preprocessing=preprocessing)
 
