@@ -308,32 +308,36 @@ def test_format_detection(tmp_path):
     checkpoints.resolve(str(tmp_path / "c"))
 
 
-# -- projections as MatMul (encoder.use_matmul_projections) ----------------------
-@pytest.mark.parametrize("equation,out,bias_axes,x_shape", [
-    ("abc,cd->abd", (None, 12), "d", (3, 5, 8)),          # feed-forward
-    ("abc,cde->abde", (None, 4, 3), "de", (3, 5, 8)),     # query, key, value
-    ("abcd,cde->abe", (None, 8), "e", (3, 5, 4, 2)),      # attention output
-    ("abc,cd->abd", (None, 12), None, (3, 5, 8)),         # no bias
-    ("abc,cde->abde", (None, 4, 3), "e", (3, 5, 8)),      # bias over some axes: einsum kept
+# -- feed-forward projections as MatMul (encoder.use_matmul_projections) ---------
+@pytest.mark.parametrize("equation,out,bias_axes,x_shape,switched", [
+    ("abc,cd->abd", (None, 12), "d", (3, 5, 8), True),         # feed-forward
+    ("abc,cd->abd", (None, 12), None, (3, 5, 8), True),        # no bias
+    ("abcd,de->abce", (None, None, 6), "e", (2, 3, 4, 8), True),
+    ("abc,cd->abd", (5, 12), "b", (3, 5, 8), False),           # bias over another axis
+    ("abc,cde->abde", (None, 4, 3), "de", (3, 5, 8), False),   # query, key, value
+    ("abcd,cde->abe", (None, 8), "e", (3, 5, 4, 2), False),    # attention output
 ])
-def test_einsum_dense_as_matmul_equals_einsum(equation, out, bias_axes, x_shape):
+def test_feed_forward_projections_as_matmul_equal_einsum(equation, out, bias_axes,
+                                                         x_shape, switched):
   import tf_keras
   from bert_hub import encoder
   layer = tf_keras.layers.EinsumDense(equation, output_shape=out, bias_axes=bias_axes,
-                                      activation="tanh",
-                                      bias_initializer="random_normal")
+                                      activation="tanh", bias_initializer="random_normal")
   x = tf.constant(np.random.default_rng(0).normal(size=x_shape), tf.float32)
   want = layer(x).numpy()
-  assert encoder.use_matmul_projections(tf.Module()) == 0
   wrapper = tf.Module()
   wrapper.layer = layer
-  assert encoder.use_matmul_projections(wrapper) == 1
+  assert encoder.use_matmul_projections(wrapper) == int(switched)
+  graph = tf.function(layer).get_concrete_function(
+      tf.TensorSpec([None] * (len(x_shape) - 1) + [x_shape[-1]], tf.float32)).graph
+  ops = [op.type for op in graph.get_operations()]
+  assert ("MatMul" in ops and "Einsum" not in ops) == switched, ops
   got = layer(x)
   assert got.shape == want.shape
   np.testing.assert_allclose(got.numpy(), want, atol=1e-6, rtol=1e-6)
 
 
-def test_only_matrix_product_equations_are_switched():
+def test_only_matrix_product_equations_are_recognised():
   from bert_hub.encoder import matrix_product_letters
   assert matrix_product_letters("abc,cd->abd") == ("ab", "c", "d")
   assert matrix_product_letters("abcd,cde->abe") == ("ab", "cd", "e")
@@ -342,20 +346,19 @@ def test_only_matrix_product_equations_are_switched():
     assert matrix_product_letters(equation) is None, equation
 
 
-def _op_types(model, seq_length=None):
-  specs = {n: tf.TensorSpec([None, seq_length], tf.int32) for n in
-           ("input_word_ids", "input_mask", "input_type_ids")}
-  fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(specs)
-  return [op.type for op in fn.graph.get_operations()], fn
-
-
-def test_encoder_projections_are_matmuls_and_keep_static_shapes():
+def test_encoder_feed_forward_is_matmul_and_keeps_static_shapes():
   cfg = fixtures.tiny_config()
   model = build_encoder(cfg)
-  ops, fn = _op_types(model, seq_length=7)
-  # Per layer: query, key, value, attention output, two feed-forward MatMuls, plus
-  # the pooler's; only attention's two batched products stay Einsum.
-  assert ops.count("Einsum") == 2 * cfg.num_layers
-  assert ops.count("MatMul") >= 6 * cfg.num_layers + 1
+  specs = {n: tf.TensorSpec([None, 7], tf.int32) for n in
+           ("input_word_ids", "input_mask", "input_type_ids")}
+  fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(specs)
+  ops = fn.graph.get_operations()
+  # Per layer: the 2 feed-forward MatMuls; query, key, value, attention output
+  # and attention's two batched products stay Einsum.
+  assert [op.type for op in ops].count("Einsum") == 6 * cfg.num_layers
+  for dense in ("intermediate", "output"):
+    matmuls = [op.name for op in ops
+               if op.type == "MatMul" and f"/{dense}/" in op.name and "layer_" in op.name]
+    assert len(matmuls) == cfg.num_layers, (dense, matmuls)
   seq = fn.structured_outputs["sequence_output"]
   assert seq.shape.as_list() == [None, 7, cfg.hidden_size]
