@@ -409,10 +409,19 @@ def file_digest(path: str) -> dict:
               sha256=h.hexdigest())
 
 
+def file_digests(paths) -> list:
+  """[file_digest(path) for each path]."""
+  return [file_digest(path) for path in paths]
+
+
 def metadata(*, config, version: int, lower_case: bool, publisher: str, name: str,
              language: str, dataset: Optional[str], whole_word_masking: Optional[bool],
-             source, verification: dict, packages: Optional[dict] = None) -> dict:
-  """The content of bert_hub.json (see the module docstring)."""
+             source, verification: dict, packages: Optional[dict] = None,
+             digests: Optional[list] = None) -> dict:
+  """The content of bert_hub.json (see the module docstring).
+
+  digests: file_digests(source.files), if already computed.
+  """
   spec = versions.get(version)
   return {
       "bert_hub_metadata": METADATA_FORMAT,
@@ -431,7 +440,7 @@ def metadata(*, config, version: int, lower_case: bool, publisher: str, name: st
       "checkpoint": {
           "path": os.path.abspath(source.source),
           "format": source.format,
-          "files": [file_digest(f) for f in source.files],
+          "files": file_digests(source.files) if digests is None else digests,
       },
       "config": config.to_dict(),
       "lower_case": lower_case,
@@ -447,12 +456,14 @@ def metadata(*, config, version: int, lower_case: bool, publisher: str, name: st
 def write(stage_dir: str, *, config, version: int, lower_case: bool, publisher: str,
           name: str, language: str, dataset: Optional[str],
           whole_word_masking: Optional[bool], source, verification: dict,
-          model_path: str):
+          model_path: str, digests: Optional[list] = None):
   """Writes README.md and bert_hub.json into `stage_dir`; returns their paths.
 
   `model_path` is where the export will be (DIR/<version>), not the staging dir.
   `verification` is what verify_encoder measured, e.g.
   dict(passed=True, max_diff=9e-7, tolerance=5e-5, compared=[...]).
+  `digests`: file_digests(source.files), if computed already (export.lib
+  computes them while it exports).
   """
   packages = package_versions()
   page = render(config=config, version=version, lower_case=lower_case,
@@ -465,7 +476,7 @@ def write(stage_dir: str, *, config, version: int, lower_case: bool, publisher: 
   meta = metadata(config=config, version=version, lower_case=lower_case,
                   publisher=publisher, name=name, language=language, dataset=dataset,
                   whole_word_masking=whole_word_masking, source=source,
-                  verification=verification, packages=packages)
+                  verification=verification, packages=packages, digests=digests)
   meta_path = os.path.join(stage_dir, METADATA_FILE)
   with open(meta_path, "w", encoding="utf-8") as f:
     json.dump(meta, f, indent=2, ensure_ascii=False)
