@@ -108,7 +108,7 @@ def use_matmul_projections(network) -> int:
   (benchmarks/README.md): about 3% faster float32 inference at batch 32. The
   attention projections ([H, A, H/A] kernels) stay Einsum: as MatMuls they
   need reshapes of kernel, bias and output whose ops cost more in export time
-  (+1.3 s) and saved_model.pb (+0.3 MB) than they gained (+1% at batch 1).
+  (+0.7 s) and saved_model.pb (+0.3 MB) than they gained (+2% at batch 1).
   The weights, names and outputs stay tf-models'. Returns how many layers
   were switched.
   """

@@ -198,7 +198,7 @@ def export_encoder(*, checkpoint: str, output_dir: str, vocab: Optional[str] = N
     language, dataset, whole_word_masking: facts the checkpoint cannot tell,
       stated on the page; dataset and whole_word_masking None = not stated.
     serving_precision: "bfloat16" makes `serving_default` compute in bfloat16
-      (float32 outputs; 1.6x the float32 speed at batch 32 and about 1.15x at
+      (float32 outputs; about 1.7x the float32 speed at batch 32 and 1.3x at
       batch 1 on this repo's AVX512-BF16 CPU, see benchmarks/README.md) and
       keeps float32 as `serving_float32`; `__call__` stays float32.
     report: called with (stage, detail) as the export goes.
