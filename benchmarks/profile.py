@@ -4,7 +4,7 @@
 
 Loads each SavedModel's `serve` tag into a tf.compat.v1 Session (what TF
 Serving does, grappler and oneDNN rewrites included), times `serving_default`
-on full-length random ids, then traces one call and prints, per op type after
+on full-length random ids (as benchmarks.run does), then traces one call and prints, per op type after
 the rewrites, how many ran and their summed time. Ops that run at the same
 time (two cores) both count, so the sum can exceed the call's wall time. Use
 it to compare two exports' optimized graphs (e.g. ours and the reference in
@@ -15,28 +15,15 @@ import collections
 import os
 import statistics
 import sys
-import time
 
 from bert_hub import _keras  # noqa: F401  (tf_keras before tensorflow)
-
-VOCAB_SIZE = 30522
-
-
-def _feeds(batch, seq_length, vocab_size):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(0)
-  ids = rng.integers(1000 % vocab_size, vocab_size, size=(batch, seq_length),
-                     dtype=np.int32)
-  types = np.zeros((batch, seq_length), np.int32)
-  types[:, seq_length // 2:] = 1
-  return dict(input_word_ids=ids, input_mask=np.ones_like(ids), input_type_ids=types)
+from benchmarks.tasks import _random_inputs, _time_calls
 
 
-def profile(path: str, *, batch: int, seq_length: int, calls: int, top: int,
-            vocab_size: int = VOCAB_SIZE) -> str:
+def profile(path: str, *, batch: int, seq_length: int, calls: int, top: int) -> str:
   """A text report for one SavedModel (see the module docstring)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  feeds = _feeds(batch, seq_length, vocab_size)
+  feeds = _random_inputs(batch, seq_length)  # what benchmarks.run's infer feeds
   lines = [f"== {path}: serving_default, batch {batch}, seq {seq_length}"]
   with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess:
     meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
@@ -44,13 +31,7 @@ def profile(path: str, *, batch: int, seq_length: int, calls: int, top: int,
     names = {"input_type_ids": "segment_ids"} if "segment_ids" in signature.inputs else {}
     feed = {signature.inputs[names.get(k, k)].name: v for k, v in feeds.items()}
     fetches = [v.name for v in signature.outputs.values()]
-    for _ in range(2):
-      sess.run(fetches, feed)
-    times = []
-    for _ in range(calls):
-      start = time.perf_counter()
-      sess.run(fetches, feed)
-      times.append(time.perf_counter() - start)
+    times = _time_calls(lambda: sess.run(fetches, feed), warmup=2, iters=calls)
     wall = statistics.median(times)
     lines.append(f"median of {calls} calls: {wall:.3f} s = {batch / wall:.2f} sequences/s")
     options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
@@ -76,8 +57,6 @@ def main(argv=None):
   parser.add_argument("paths", nargs="+", help="SavedModel directories (encoders)")
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--seq-length", type=int, default=128)
-  parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE,
-                      help="ids are drawn below this")
   parser.add_argument("--calls", type=int, default=3, help="timed calls (median)")
   parser.add_argument("--top", type=int, default=15, help="op types listed")
   args = parser.parse_args(argv)
@@ -86,7 +65,7 @@ def main(argv=None):
       sys.exit(f"error: no SavedModel: expected a folder with saved_model.pb; "
                f"received {path}; fix: pass DIR/<version> of an export")
     print(profile(path, batch=args.batch, seq_length=args.seq_length, calls=args.calls,
-                  top=args.top, vocab_size=args.vocab_size))
+                  top=args.top))
 
 
 if __name__ == "__main__":

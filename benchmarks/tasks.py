@@ -237,8 +237,8 @@ def infer_paired(*, paths: dict, batch: int, seq_length: int, iters: int,
   that rotates from round to round, so that slow phases of the machine (other
   processes, frequency changes) fall on all of them alike. Returns {name:
   {seconds, sequences_per_second}}: the ratio of two names' medians in one
-  process is much steadier than the ratio of two processes' (about 1% against
-  about 5-10% here).
+  process is much steadier than the ratio of two processes' (within 2-4% from
+  process to process here, against 5-10%).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   inputs = _random_inputs(batch, seq_length)

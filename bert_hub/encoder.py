@@ -86,16 +86,15 @@ def _einsum_dense_as_matmul(layer, inputs):
   separate bias addition; a 2-D MatMul followed by BiasAdd is fused by grappler
   into one oneDNN kernel (_MklNativeFusedMatMul).
   """
-  lead, _, _ = matrix_product_letters(layer.equation)
-  k, n = layer.kernel.shape
+  k, n = layer.kernel.shape  # one contracted axis: the inputs' last
   y = tf.matmul(tf.reshape(inputs, [-1, k]), layer.kernel)  # [prod(lead dims), n]
   if layer.bias is not None:
     y = tf.nn.bias_add(y, layer.bias)
   if layer.activation is not None:
     y = layer.activation(y)
   # [lead dims..., n]
-  y = tf.reshape(y, tf.concat([tf.shape(inputs)[:len(lead)], [n]], axis=0))
-  y.set_shape(inputs.shape[:len(lead)].concatenate([n]))
+  y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [n]], axis=0))
+  y.set_shape(inputs.shape[:-1].concatenate([n]))
   return y
 
 
