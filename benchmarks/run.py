@@ -20,6 +20,9 @@ Sections (--only takes a comma-separated subset):
   bfloat16       the same through oneDNN bfloat16, and its accuracy on real sentences
   preprocessing  benchmarks/preprocessing.py's run(): ours vs reference vs tokenizers
   large          BERT-large export: wall time, peak memory vs the weights' size
+  text           the text servables vs the TF Hub pipeline, sentence-transformers,
+                 ONNX Runtime and HF's classifier (benchmarks/text.py, its own
+                 table: benchmarks/results/text.md; needs `pip install .[bench]`)
 """
 import argparse
 import datetime
@@ -33,7 +36,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results")
-SECTIONS = ("export", "load", "infer", "bfloat16", "preprocessing", "large")
+SECTIONS = ("export", "load", "infer", "bfloat16", "preprocessing", "large", "text")
 SEQ_LENGTH = 128
 IMPLS = ("ours", "reference")
 
@@ -613,6 +616,16 @@ def main(argv=None):
     bench.preprocessing()
   if "large" in sections:
     bench.exports("large", args.large_runs)
+  text_table = ""
+  if "text" in sections:
+    from benchmarks import text  # pylint: disable=g-import-not-at-top
+    log("text servables (benchmarks/text.py)")
+    try:
+      text_table = text.main(["--rounds", "5" if args.quick else "15"])
+    except RuntimeError as e:
+      bench.data["errors"]["text"] = str(e)[-500:]
+  if sections == ["text"]:
+    return
   data = bench.data
   data["load_average_end"] = os.getloadavg()
   data["seconds"] = time.perf_counter() - start

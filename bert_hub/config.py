@@ -1,6 +1,7 @@
 """The BERT architecture config: one frozen type, read from the three sources.
 
-Sources (each file kind is detected by its content, not its name):
+Sources (a .yaml/.yml file is an encoder YAML; a JSON file with "model_type" is a
+Hugging Face config, any other JSON an original bert_config.json):
   * `bert_config.json` of the original google-research BERT (and TF Model Garden's
     legacy BERT): keys `vocab_size`, `hidden_size`, `num_hidden_layers`, ...
   * a Hugging Face `config.json` with `"model_type": "bert"`: the same keys plus
@@ -254,7 +255,7 @@ def from_encoder_yaml(data: Mapping[str, Any], *, source: str = "") -> BertConfi
 
 
 def load_config(path: str) -> BertConfig:
-  """Reads a config file of any of the three kinds, detected by content.
+  """Reads a config file of any of the three kinds (see the module docstring).
 
   Args:
     path: a `bert_config.json`, a Hugging Face `config.json`, a TF Model Garden

@@ -1,4 +1,4 @@
-"""The BERT encoder as a tf_keras model with the TF Hub input and output names.
+"""The BERT encoder: tf-models' network with the TF Hub input and output names.
 
 Built on tf-models-official's `networks.BertEncoderV2` (the network behind the TF
 Hub BERT encoders) and, for `with_mlm`, its `layers.MaskedLM` head; no transformer
@@ -6,7 +6,9 @@ math is written here. The one change to how tf-models' layers run: the
 feed-forward projections (tf_keras EinsumDense) compute as 2-D MatMuls, the
 same product, which TensorFlow fuses with the bias add (use_matmul_projections).
 
-Encoder model (`build_encoder`, `load_encoder`), with B=batch, S=seq_length:
+The Encoder (`build_encoder`, `load_encoder`; a value holding tf-models'
+network, the tf_keras model on it, the optional MLM model, the config and the
+checkpoint it came from), called with B=batch, S=seq_length:
   inputs (dict):
     input_word_ids   int32 [B, S]  token ids, [CLS] ... [SEP] ... [SEP] then padding
     input_mask       int32 [B, S]  1 for real tokens, 0 for padding
@@ -34,16 +36,17 @@ upstream: the preprocessing model only emits ids from its vocab):
   * more than max_position_embeddings positions: an error (InvalidArgumentError,
     or ValueError when the length is known while tracing).
 """
+import dataclasses
 import logging
 import os
-import types
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from bert_hub import _keras  # noqa: F401
-from bert_hub.checkpoints import (Weights, names, read_weights, resolve,
-                                  uninitialized_variables, without_autograph)
+from bert_hub._tf_private import (replace_layer_call, uninitialized_variables,
+                                  without_autograph)
+from bert_hub.checkpoints import Weights, names, read_weights, resolve
 from bert_hub.config import BertConfig, load_config
 from bert_hub.errors import BertHubError
 
@@ -120,7 +123,7 @@ def use_matmul_projections(network) -> int:
       continue  # not a 2-D kernel
     if layer.bias is not None and layer.bias_axes != letters[2]:
       continue  # a bias over other axes than the output's
-    layer.call = types.MethodType(_einsum_dense_as_matmul, layer)
+    replace_layer_call(layer, _einsum_dense_as_matmul)
     switched += 1
   return switched
 
@@ -164,9 +167,52 @@ def _called_network(config: BertConfig):
   return network, inputs, outputs
 
 
+@dataclasses.dataclass(eq=False)
+class Encoder:
+  """A BERT encoder built from tf-models' layers, and what it was built from.
+
+  config:   the BertConfig.
+  network:  tf-models' BertEncoderV2 (a tf_keras layer), built; its feed-forward
+            projections compute as 2-D MatMuls (use_matmul_projections).
+  model:    tf_keras.Model on the network: the dict inputs and outputs of the
+            module docstring (+ `default`).
+  mlm:      with_mlm: tf_keras.Model with masked_lm_positions -> + mlm_logits;
+            else None.
+  mlm_head: with_mlm: tf-models' MaskedLM layer (shares the word embeddings).
+  source:   the checkpoint read (checkpoints.Weights without arrays), or None.
+
+  Calling the Encoder calls `model`: encoder(inputs, training=False) -> dict.
+  """
+  config: BertConfig
+  network: Any
+  model: Any
+  mlm: Optional[Any] = None
+  mlm_head: Optional[Any] = None
+  source: Optional[Weights] = None
+
+  def __call__(self, inputs, training=False):
+    return self.model(inputs, training=training)
+
+  @property
+  def has_pooler(self) -> bool:
+    """False if the checkpoint had no pooler weights: pooled_output (and
+    `default`) are then meaningless (the pooler's variables hold zeros, see
+    assign_weights); only sequence_output and encoder_outputs may be used."""
+    return self.source is None or self.source.has_pooler
+
+  @property
+  def variables(self):
+    """The encoder's variables (without the MLM head's own)."""
+    return self.model.variables
+
+  @property
+  def trainable_variables(self):
+    return self.model.trainable_variables
+
+
 def build_encoder(config: BertConfig, *, with_mlm: bool = False,
-                  random_init: bool = True) -> tf_keras.Model:
-  """The encoder model (see module docstring); with_mlm adds `.mlm`, the MLM model.
+                  random_init: bool = True) -> Encoder:
+  """The Encoder for `config` (see the module docstring); with_mlm adds `.mlm`.
 
   random_init=False leaves every weight without a value (no initializer, no
   memory) for callers that assign them all next (`assign_weights`, as
@@ -179,37 +225,33 @@ def build_encoder(config: BertConfig, *, with_mlm: bool = False,
   network, inputs, outputs = _called_network(config)
   outputs["default"] = outputs["pooled_output"]
   model = tf_keras.Model(inputs=inputs, outputs=outputs, name="bert_encoder_model")
-  model.config = config
-  model.network = network
-  model.mlm = None
-  if with_mlm:
-    from official.nlp.modeling import layers  # pylint: disable=g-import-not-at-top
-    head = layers.MaskedLM(embedding_table=network.get_embedding_table(),
-                           activation=config.activation_fn(),
-                           initializer=tf_keras.initializers.TruncatedNormal(
-                               stddev=config.initializer_range),
-                           name=MLM_NAME)
-    mlm_inputs = dict(encoder_inputs(), masked_lm_positions=tf_keras.layers.Input(
-        shape=(None,), dtype=tf.int32, name="masked_lm_positions"))
-    mlm_outputs = dict(network({k: mlm_inputs[k] for k in INPUT_NAMES}))
-    mlm_outputs["mlm_logits"] = head(mlm_outputs["sequence_output"],
-                                     masked_positions=mlm_inputs["masked_lm_positions"])
-    model._auto_track_sub_layers = False  # keep the head's weights out of `model`
-    model.mlm = tf_keras.Model(inputs=mlm_inputs, outputs=mlm_outputs, name="bert_mlm")
-    model.mlm_head = head
-  return model
+  if not with_mlm:
+    return Encoder(config=config, network=network, model=model)
+  from official.nlp.modeling import layers  # pylint: disable=g-import-not-at-top
+  head = layers.MaskedLM(embedding_table=network.get_embedding_table(),
+                         activation=config.activation_fn(),
+                         initializer=tf_keras.initializers.TruncatedNormal(
+                             stddev=config.initializer_range),
+                         name=MLM_NAME)
+  mlm_inputs = dict(encoder_inputs(), masked_lm_positions=tf_keras.layers.Input(
+      shape=(None,), dtype=tf.int32, name="masked_lm_positions"))
+  mlm_outputs = dict(network({k: mlm_inputs[k] for k in INPUT_NAMES}))
+  mlm_outputs["mlm_logits"] = head(mlm_outputs["sequence_output"],
+                                   masked_positions=mlm_inputs["masked_lm_positions"])
+  mlm = tf_keras.Model(inputs=mlm_inputs, outputs=mlm_outputs, name="bert_mlm")
+  return Encoder(config=config, network=network, model=model, mlm=mlm, mlm_head=head)
 
 
-def bfloat16_twin(model: tf_keras.Model) -> tf_keras.Model:
-  """`model`'s encoder computing in bfloat16, on `model`'s own float32 variables.
+def bfloat16_twin(encoder: Encoder) -> Encoder:
+  """`encoder` computing in bfloat16, on `encoder`'s own float32 variables.
 
   tf-models' BertEncoderV2 built under tf_keras' "mixed_bfloat16" policy:
   matmuls, einsums and activations run in bfloat16 (fast on CPUs with
-  AVX512-BF16 or AMX), variables stay float32 and are `model`'s (shared, not
+  AVX512-BF16 or AMX), variables stay float32 and are `encoder`'s (shared, not
   copied: a SavedModel holding both stores the weights once). Same inputs and
-  output names as `model`; outputs are bfloat16. For serving, not training.
+  output names; outputs are bfloat16. For serving, not training.
   """
-  ours = canonical_variables(model)
+  ours = canonical_variables(encoder)
   shared = set()
 
   def share(next_creator, **kwargs):
@@ -229,33 +271,44 @@ def bfloat16_twin(model: tf_keras.Model) -> tf_keras.Model:
   tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
   try:
     with tf.variable_creator_scope(share), without_autograph():
-      _, inputs, outputs = _called_network(model.config)
+      network, inputs, outputs = _called_network(encoder.config)
   finally:
     tf_keras.mixed_precision.set_global_policy(previous)
   unshared = sorted(set(k for k in ours if not k.startswith(MLM_NAME)) - shared)
   if unshared:
     raise RuntimeError(f"internal error: bfloat16 encoder lacks {unshared}")
   outputs["default"] = outputs["pooled_output"]
-  twin = tf_keras.Model(inputs=inputs, outputs=outputs, name="bert_encoder_bfloat16")
-  twin.config = model.config
-  return twin
+  model = tf_keras.Model(inputs=inputs, outputs=outputs, name="bert_encoder_bfloat16")
+  return Encoder(config=encoder.config, network=network, model=model,
+                 source=encoder.source)
 
 
-def canonical_variables(model: tf_keras.Model) -> Dict[str, tf.Variable]:
-  """The model's variables by canonical name (see checkpoints/names.py)."""
-  out = {names.canonical_name(v.name): v for v in model.network.variables}
-  if model.mlm is not None:  # the head shares the word embeddings with the network
-    out.update({names.canonical_name(v.name): v for v in model.mlm_head.variables})
+def canonical_variables(encoder: Encoder) -> Dict[str, tf.Variable]:
+  """The encoder's variables by canonical name (see checkpoints/names.py)."""
+  out = {names.canonical_name(v.name): v for v in encoder.network.variables}
+  if encoder.mlm_head is not None:  # shares the word embeddings with the network
+    out.update({names.canonical_name(v.name): v for v in encoder.mlm_head.variables})
   return out
 
 
-def assign_weights(model: tf_keras.Model, weights: Weights) -> None:
+def assign_weights(encoder: Encoder, weights: Weights) -> None:
   """Assigns every canonical weight; the readers already checked names and shapes.
 
   Consumes `weights.arrays` (each array is dropped once assigned), so that the
   weights are held about once, not twice, while they move into the model.
+  Records where they came from in `encoder.source`.
+
+  A checkpoint without pooler weights (weights.has_pooler False): tf-models'
+  network still has the pooler's dense layer, whose variables get zeros (a
+  saved variable needs a value), so pooled_output is tanh(0) = 0 for every
+  input. It is never served as an embedding: `Encoder.has_pooler` is False and
+  the exports that would serve pooled_output refuse such an encoder.
   """
-  variables = canonical_variables(model)
+  variables = canonical_variables(encoder)
+  if not weights.has_pooler:
+    for w in names.POOLER:
+      weights.arrays.setdefault(
+          w.canonical, np.zeros(variables[w.canonical].shape, np.float32))
   missing = sorted(set(variables) - set(weights.arrays))
   extra = sorted(set(weights.arrays) - set(variables))
   if missing or extra:  # the name table and the network disagree: our bug
@@ -263,17 +316,19 @@ def assign_weights(model: tf_keras.Model, weights: Weights) -> None:
                        f"unmapped {missing}, table has unknown {extra}")
   for name, var in variables.items():
     var.assign(weights.arrays.pop(name))
-  models = [model] if model.mlm is None else [model, model.mlm]
+  models = [encoder.model] + ([encoder.mlm] if encoder.mlm is not None else [])
   unset = sorted({v.name for m in models for v in m.variables if not v.is_initialized()})
   if unset:  # build_encoder(random_init=False) left a variable the table does not name
     raise RuntimeError(f"internal error: variables without a value: {unset}")
+  encoder.source = dataclasses.replace(weights, arrays={})
 
 
 def find_config(checkpoint: str, checkpoint_format: Optional[str] = None) -> str:
   """The config beside a checkpoint: config.json (HF) or bert_config.json (TF)."""
   fmt, path, _ = resolve(checkpoint, checkpoint_format)
   folder = os.path.dirname(path) if not os.path.isdir(path) else path
-  candidates = ["config.json"] if fmt == "hf" else ["bert_config.json", "config.json"]
+  candidates = (["config.json"] if fmt in ("hf", "hf_h5")
+                else ["bert_config.json", "config.json"])
   for name in candidates:
     if os.path.isfile(os.path.join(folder, name)):
       found = os.path.join(folder, name)
@@ -287,7 +342,7 @@ def find_config(checkpoint: str, checkpoint_format: Optional[str] = None) -> str
 
 def load_encoder(checkpoint: str, config=None, *,
                  checkpoint_format: Optional[str] = None,
-                 with_mlm: bool = False) -> tf_keras.Model:
+                 with_mlm: bool = False) -> Encoder:
   """Builds the encoder for a checkpoint and loads its weights strictly.
 
   Args:
@@ -299,8 +354,8 @@ def load_encoder(checkpoint: str, config=None, *,
     with_mlm: also load the masked-LM head into `model.mlm`.
 
   Returns:
-    The tf_keras encoder model (see module docstring), with `.config`, and
-    `.weights_source` (a `checkpoints.Weights` without the arrays).
+    The Encoder (see module docstring): call it on the dict inputs; `.model`
+    is the tf_keras model, `.source` the checkpoint read.
   """
   if config is None:
     config = find_config(checkpoint, checkpoint_format)
@@ -308,11 +363,9 @@ def load_encoder(checkpoint: str, config=None, *,
     config = load_config(config)
   weights = read_weights(checkpoint, config, checkpoint_format=checkpoint_format,
                          with_mlm=with_mlm)
-  model = build_encoder(config, with_mlm=with_mlm, random_init=False)
-  assign_weights(model, weights)
-  model.weights_source = Weights(arrays={}, source=weights.source,
-                                 format=weights.format, files=weights.files)
-  return model
+  encoder = build_encoder(config, with_mlm=with_mlm, random_init=False)
+  assign_weights(encoder, weights)
+  return encoder
 
 
 def sample_inputs(config: BertConfig, *, batch: int = 2, seq_length: int = 16,

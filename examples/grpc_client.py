@@ -1,9 +1,11 @@
 """Calls a bert-hub text-embedding model on TF Serving over gRPC.
 
-The model takes `sentences` (tf.string, [batch]) and returns `pooled_output`
-(float32, [batch, hidden]), `sequence_output` (float32, [batch, seq, hidden])
-and `input_mask` (int32, [batch, seq]); its `pairs` signature takes `sentences`
-and `second_sentences` for sentence pairs. Start a server (see
+The model takes `sentences` (tf.string, [batch]) and returns its `embedding`
+(float32, [batch, D]); its `pairs` signature takes `sentences` and
+`second_sentences` for sentence pairs, `token_embeddings` returns
+`sequence_output` (float32, [batch, seq, hidden]) and `input_mask` (int32,
+[batch, seq]), and each named prompt of the model (e.g. `query`) has its own
+signature. Start a server (see
 `bert-hub-export serving-config`), then:
 
   python examples/grpc_client.py --server localhost:8500 --model bert \\
@@ -23,8 +25,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-# sequence_output is batch * seq * hidden * 4 bytes, past gRPC's 4 MB default
-# for a handful of sentences; allow far more.
+# token_embeddings' sequence_output is batch * seq * hidden * 4 bytes, past
+# gRPC's 4 MB default for a handful of sentences; allow far more.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
@@ -32,8 +34,8 @@ def build_request(sentences, model_name, signature_name=None,
                   output_filter=(), second_sentences=None) -> predict_pb2.PredictRequest:
   """A PredictRequest feeding `sentences` (str or bytes) as a [batch] string tensor.
 
-  `output_filter` names the outputs to return (default: all of them); asking
-  for `pooled_output` alone saves sending `sequence_output` over the wire.
+  `output_filter` names the outputs to return (default: all of them), e.g.
+  ["input_mask"] of token_embeddings saves sending sequence_output over the wire.
   With `second_sentences` (as many as `sentences`) it calls the `pairs`
   signature unless `signature_name` says otherwise; else `serving_default`.
   """
@@ -90,8 +92,8 @@ def main(argv=None) -> int:
   for name in sorted(outputs):
     value = outputs[name]
     print(f"{name}: {value.dtype} {list(value.shape)}")
-  if "pooled_output" in outputs:
-    for sentence, vector in zip(args.sentence, outputs["pooled_output"]):
+  if "embedding" in outputs:
+    for sentence, vector in zip(args.sentence, outputs["embedding"]):
       print(f"  {sentence!r}: {np.array2string(vector[:5], precision=4)} ...")
   return 0
 

@@ -1,7 +1,8 @@
 """Calls a bert-hub text-embedding model on TF Serving over REST (stdlib only).
 
-The model takes `sentences` (string, [batch]) and returns `pooled_output`,
-`sequence_output` and `input_mask` (see examples/grpc_client.py). Start a server
+The model takes `sentences` (string, [batch]) and returns its `embedding`
+(float32, [batch, D]); `token_embeddings`, `pairs` and one signature per named
+prompt (e.g. `query`) are there too (see examples/grpc_client.py). Start a server
 (see `bert-hub-export serving-config`), then:
 
   python examples/rest_client.py --server http://localhost:8501 --model bert \\
@@ -28,9 +29,10 @@ def build_body(sentences, signature_name=None, *, format="instances",  # noqa: A
   """The JSON body of POST /v1/models/NAME:predict for a list of sentences.
 
   format="instances" (row format) sends one object per sentence and gets back
-  {"predictions": [{"pooled_output": [...], ...}, ...]}; format="inputs"
+  {"predictions": [[D floats], ...]} (one output: no names); format="inputs"
   (columnar) sends {"inputs": {"sentences": [...]}} and gets back
-  {"outputs": {"pooled_output": [[...], ...], ...}}.
+  {"outputs": [[D floats], ...]}. `signature_name` names another signature
+  ("token_embeddings", a prompt such as "query").
   With `second_sentences` (one per sentence) the body calls the `pairs`
   signature (unless `signature_name` names another) with both inputs.
   """
@@ -93,11 +95,15 @@ def main(argv=None) -> int:
     return 1
   if "predictions" in reply:  # Row format: one object per sentence.
     for sentence, prediction in zip(args.sentence, reply["predictions"]):
-      pooled = prediction["pooled_output"] if isinstance(prediction, dict) else prediction
-      print(f"{sentence!r}: {[round(x, 4) for x in pooled[:5]]} ...")
-  else:  # Columnar format: one value per output.
+      if isinstance(prediction, dict):  # several outputs (token_embeddings)
+        print(f"{sentence!r}: {sorted(prediction)}")
+      else:  # the embedding
+        print(f"{sentence!r}: {[round(x, 4) for x in prediction[:5]]} ...")
+  elif isinstance(reply["outputs"], dict):  # Columnar format, several outputs.
     for name, value in sorted(reply["outputs"].items()):
       print(f"{name}: {len(value)} rows")
+  else:  # Columnar format, one output: the embeddings.
+    print(f"embedding: {len(reply['outputs'])} rows of {len(reply['outputs'][0])}")
   return 0
 
 

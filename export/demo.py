@@ -11,6 +11,9 @@
    all-MiniLM-L6-v2 was trained for mean-pooled token embeddings (its
    1_Pooling config), so that is the sentence embedding used here.
 3. If sentence-transformers is installed, prints its similarities beside ours.
+4. Exports the same weights as the text-embedding servable (OUTPUT/minilm_l6_embed/1:
+   sentences in, the model's own embedding out, its 1_Pooling and Normalize in
+   the graph), embeds the pairs with it and prints those similarities too.
 """
 import argparse
 import os
@@ -47,8 +50,8 @@ def export_if_needed(output: str, fresh: bool):
   else:
     print(f"[reuse] {encoder_dir}/3 (pass --fresh to export again)")
   if fresh or not os.path.isdir(os.path.join(preprocess_dir, "3")):
-    lib.export_preprocessing(vocab=os.path.join(model_dir, "vocab.txt"),
-                             output_dir=preprocess_dir, lower_case=True,
+    # The vocab and tokenizer settings come from the model's own files.
+    lib.export_preprocessing(checkpoint=model_dir, output_dir=preprocess_dir,
                              overwrite=fresh)
   else:
     print(f"[reuse] {preprocess_dir}/3")
@@ -89,17 +92,50 @@ def main(argv=None) -> int:
   right = model(tf.constant([b for _, b in PAIRS])).numpy()
   ours = np.sum(left * right, axis=1)
   reference = _sentence_transformers_similarity()
-  print("\ncosine similarity of mean-pooled MiniLM embeddings (TF Hub export)")
-  header = f"{'ours':>6}  {'sentence-transformers':>21}  pair" if reference is not None \
-      else f"{'ours':>6}  pair"
-  print(header)
+  _print_similarities("cosine similarity of mean-pooled MiniLM embeddings (TF Hub export)",
+                      "ours", ours, reference)
+  try:
+    served = _text_embedding_similarity(args.output, args.fresh)
+  except BertHubError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  _print_similarities("cosine similarity from the text-embedding servable (one "
+                      "SavedModel: sentences in, embedding out)", "served", served,
+                      reference)
+  return 0
+
+
+def _print_similarities(title: str, label: str, values, reference) -> None:
+  """A table of the pairs' similarities, beside sentence-transformers' if given."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  print(f"\n{title}")
+  print(f"{label:>6}  {'sentence-transformers':>21}  pair" if reference is not None
+        else f"{label:>6}  pair")
   for i, (a, b) in enumerate(PAIRS):
     ref = f"  {reference[i]:>21.4f}" if reference is not None else ""
-    print(f"{ours[i]:>6.4f}{ref}  {a!r} ~ {b!r}")
+    print(f"{values[i]:>6.4f}{ref}  {a!r} ~ {b!r}")
   if reference is not None:
     print(f"largest difference from sentence-transformers: "
-          f"{np.max(np.abs(ours - reference)):.1e}")
-  return 0
+          f"{np.max(np.abs(values - reference)):.1e}")
+
+
+def _text_embedding_similarity(output: str, fresh: bool):
+  """Exports OUTPUT/minilm_l6_embed/1 if needed; the pairs' cosine similarities."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  import tensorflow_text  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  from export import lib  # pylint: disable=g-import-not-at-top
+  embed_dir = os.path.join(output, "minilm_l6_embed")
+  if fresh or not os.path.isdir(os.path.join(embed_dir, "1")):
+    lib.export_text_embedding(checkpoint=minilm_dir(), output_dir=embed_dir,
+                              overwrite=fresh)
+  else:
+    print(f"[reuse] {embed_dir}/1")
+  embed = hub.KerasLayer(os.path.join(embed_dir, "1"))  # sentences -> [B, 384]
+  left = embed(tf.constant([a for a, _ in PAIRS])).numpy()
+  right = embed(tf.constant([b for _, b in PAIRS])).numpy()
+  return np.sum(left * right, axis=1)  # the model normalizes: cosine = dot
 
 
 def _sentence_transformers_similarity():

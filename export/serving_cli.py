@@ -1,7 +1,8 @@
 """The `inspect` and `serving-config` subcommands of bert-hub-export.
 
-Thin: parse, delegate to export/serving.py, print. `export/cli.py` calls
-`add_subcommands(subparsers)`; each subcommand sets `func(args) -> int`.
+Thin: parse, delegate to export/serving/ (inspect.py, server_config.py), print.
+`export/cli.py` calls `add_subcommands(subparsers)`; each subcommand sets
+`func(args) -> int`, and cli.py prints its errors and picks the exit code.
 
   bert-hub-export inspect models/bert_en_uncased/3
   bert-hub-export serving-config --model bert=models/bert_en_uncased \\
@@ -11,8 +12,6 @@ from bert_hub import _keras  # noqa: F401  (legacy Keras before tensorflow loads
 
 import argparse
 import sys
-
-from bert_hub.errors import BertHubError
 
 
 def _model_arg(text: str) -> tuple[str, str]:
@@ -37,14 +36,16 @@ def _version_policy_arg(text: str):
 
 
 def run_inspect(args) -> int:
-  from export import serving
-  sys.stdout.write(serving.inspect_saved_model(args.path))
+  """Prints the report of export/serving/inspect.py on args.path."""
+  from export.serving import inspect  # pylint: disable=g-import-not-at-top
+  sys.stdout.write(inspect.inspect_saved_model(args.path))
   return 0
 
 
 def run_serving_config(args) -> int:
-  from export import serving
-  written = serving.write_serving_config(
+  """Writes models.config (and batching parameters); prints them and the command."""
+  from export.serving import server_config  # pylint: disable=g-import-not-at-top
+  written = server_config.write_serving_config(
       models=args.model, path=args.output, version_policy=args.version_policy,
       batching=args.batching, num_batch_threads=args.num_batch_threads)
   print(f"wrote {written.models_config}")
@@ -85,19 +86,3 @@ def add_subcommands(subparsers) -> None:
                       "(default: this machine's)")
   config.set_defaults(func=run_serving_config)
 
-
-def main(argv=None) -> int:
-  """Standalone entry point, for use until export/cli.py wires the subcommands in."""
-  parser = argparse.ArgumentParser(prog="bert-hub-serving", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  add_subcommands(parser.add_subparsers(dest="command", required=True))
-  args = parser.parse_args(argv)
-  try:
-    return args.func(args)
-  except BertHubError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -10,12 +10,17 @@ The changelog of the TF Hub BERT encoders (shared/seeds/000_*.txt):
   Version 1  Initial release (list API: [input_word_ids, input_mask, segment_ids]
              -> [pooled_output, sequence_output]; shared/seeds/002_*.txt).
 
+Each Version also lists its known defects as released (version 1: no dropout
+when re-training, no static seq_length); model pages only render these.
+
 Every version carries `vocab_file` (a tf.saved_model.Asset) and `do_lower_case`
 (a non-trainable tf.Variable). All versions of one checkpoint compute identical
 numbers in inference mode; they differ only in interface and training behaviour.
 """
 import dataclasses
 from typing import Tuple
+
+from bert_hub.errors import BertHubError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +31,14 @@ class Version:
   static_seq_length: bool  # a known input seq_length reaches sequence_output
   input_names: Tuple[str, ...]  # serving signature input names, in list order
   changes: Tuple[str, ...]  # the changelog lines of this version
+  defects: Tuple[str, ...] = ()  # known defects of this version, as released
+
+  @property
+  def output_names(self) -> Tuple[str, ...]:
+    """The outputs of `__call__` (dict keys, or the list's order)."""
+    if self.dict_api:
+      return ("pooled_output", "sequence_output", "encoder_outputs", "default")
+    return self.list_output_names
 
   @property
   def list_output_names(self) -> Tuple[str, ...]:
@@ -38,7 +51,14 @@ _DICT_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 VERSIONS = {
     1: Version(1, dict_api=False, dropout_when_training=False,
                static_seq_length=False, input_names=_LIST_INPUTS,
-               changes=("Initial release.",)),
+               changes=("Initial release.",),
+               defects=(
+                   "Dropout is not applied when re-training the SavedModel "
+                   "(`training=True` computes the same as inference), possibly "
+                   "resulting in a loss of quality. Fixed in version 2.",
+                   "A statically known `max_seq_length` of the inputs does not "
+                   "reach `sequence_output` (its dimension 1 is unknown). "
+                   "Fixed in version 2.")),
     2: Version(2, dict_api=False, dropout_when_training=True,
                static_seq_length=True, input_names=_LIST_INPUTS,
                changes=(
@@ -60,7 +80,6 @@ LATEST = 3
 
 
 def get(number) -> Version:
-  from bert_hub.errors import BertHubError  # pylint: disable=g-import-not-at-top
   if number not in VERSIONS:
     raise BertHubError(
         "unknown interface version", expected="1, 2 or 3",

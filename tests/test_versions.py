@@ -14,7 +14,9 @@ import pytest
 
 import bert_hub  # noqa: F401  (legacy Keras first)
 from bert_hub.encoder import load_encoder, sample_inputs
-from export import cli, lib, model_page, saved_model, versions
+from export import cli, lib, versions
+from export.pages import encoder_page, metadata
+from export.verify import VERIFY_TOLERANCE
 from tests import fixtures
 
 import tensorflow as tf  # pylint: disable=wrong-import-order
@@ -56,7 +58,7 @@ def _run_page_snippets(page_text, model_path):
   namespace = {}
   exec("import bert_hub, tensorflow as tf, tensorflow_hub as hub\n"  # pylint: disable=exec-used
        "from official.nlp.tools import tokenization\n", namespace)
-  blocks = model_page.python_blocks(page_text)
+  blocks = encoder_page.python_blocks(page_text)
   assert blocks, "the page has no python snippet"
   for block in blocks:
     replaced = re.sub(r'"https://tfhub\.dev/[^"]+"', repr(model_path), block)
@@ -101,7 +103,7 @@ def test_seed_002_snippets_run_unchanged_on_list_versions(exports, version):
   assert pooled.shape == (1, H) and sequence.shape == (1, 128, H)
   want = load_encoder(exports["prefix"], CONFIG)(
       dict(input_word_ids=feeds[0], input_mask=feeds[1], input_type_ids=feeds[2]))
-  np.testing.assert_allclose(pooled, want["pooled_output"], atol=saved_model.VERIFY_TOLERANCE)
+  np.testing.assert_allclose(pooled, want["pooled_output"], atol=VERIFY_TOLERANCE)
 
 
 def test_seed_000_snippet_runs_unchanged_on_version_3(exports):
@@ -165,7 +167,7 @@ def test_all_versions_give_the_same_numbers_in_inference(exports):
   for v in (1, 2, 3):
     for key in ("pooled_output", "sequence_output"):
       assert np.max(np.abs(got[v][key] - got[3][key])) <= SAME_NUMBERS, (v, key)
-      assert np.max(np.abs(got[v][key] - want[key])) <= saved_model.VERIFY_TOLERANCE
+      assert np.max(np.abs(got[v][key] - want[key])) <= VERIFY_TOLERANCE
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -189,7 +191,7 @@ def test_serving_default_has_meaningful_names(exports, version):
       "input_word_ids", "input_mask", "input_type_ids")))))
   called = _layer_call(hub.KerasLayer(exports[version]), version, feeds, False)
   for key in ("pooled_output", "sequence_output"):  # two graphs: fusion moves ~2e-6
-    assert np.max(np.abs(served[key] - called[key])) <= saved_model.VERIFY_TOLERANCE
+    assert np.max(np.abs(served[key] - called[key])) <= VERIFY_TOLERANCE
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -207,11 +209,11 @@ def test_legacy_attributes_on_every_version(exports, version):
 
 def test_ops_each_version_needs(exports):
   """The README's matrix: core TensorFlow only; v1's graph has no dropout at all."""
-  from export import serving  # pylint: disable=g-import-not-at-top
-  ops = {v: serving.saved_model_op_types(exports[v]) for v in (1, 2, 3)}
+  from export.serving import ops as serving_ops  # pylint: disable=g-import-not-at-top
+  ops = {v: serving_ops.saved_model_op_types(exports[v]) for v in (1, 2, 3)}
   for v in (1, 2, 3):
-    assert serving.ops_outside_core_tensorflow(exports[v]) == []
-    assert serving.ops_outside_allowlist(exports[v]) == []
+    assert serving_ops.ops_outside_core_tensorflow(exports[v]) == []
+    assert serving_ops.ops_outside_allowlist(exports[v]) == []
   assert ops[1] - ops[2] == {"PlaceholderWithDefault"}  # hides the static seq_length
   assert "RandomUniform" in ops[2] and "RandomUniform" not in ops[1]  # dropout masks
   assert ops[2] == ops[3]
@@ -262,12 +264,12 @@ def test_cli_exports_every_version_from_every_format(tmp_path, fmt, capsys):
   want = load_encoder(checkpoint, CONFIG)(inputs, training=False)
   for version in (1, 2, 3):
     path = str(out / str(version))
-    assert {"assets", "variables", "saved_model.pb", model_page.PAGE_FILE,
-            model_page.METADATA_FILE} <= set(os.listdir(path))
+    assert {"assets", "variables", "saved_model.pb", metadata.PAGE_FILE,
+            metadata.METADATA_FILE} <= set(os.listdir(path))
     got = _layer_call(hub.KerasLayer(path), version, inputs, False)
     for key in ("pooled_output", "sequence_output"):
-      assert np.max(np.abs(got[key] - want[key])) <= saved_model.VERIFY_TOLERANCE
-    with open(os.path.join(path, model_page.METADATA_FILE), encoding="utf-8") as f:
+      assert np.max(np.abs(got[key] - want[key])) <= VERIFY_TOLERANCE
+    with open(os.path.join(path, metadata.METADATA_FILE), encoding="utf-8") as f:
       meta = json.load(f)
     assert meta["version"] == version and meta["checkpoint"]["format"] == fmt
     assert meta["handle"] == f"bert-hub/bert_en_uncased_L-2_H-16_A-4/{version}"

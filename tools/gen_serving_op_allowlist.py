@@ -6,7 +6,7 @@ proposes 2.18.1). A SavedModel that uses a TF Text op added later, e.g.
 `TFText>RoundRobinTrim` from `text.RoundRobinTrimmer` (absent from TF Text
 2.12.1, present in 2.20.1), loads fine in Python but fails in the server with
 "Op type not registered" (tensorflow/serving#2267).
-`export.serving.ops_outside_allowlist` checks SavedModels against this list.
+`export.serving.ops.ops_outside_allowlist` checks SavedModels against this list.
 
 This script lists every op registered in the running process, first with core
 TensorFlow alone, then after `import tensorflow_text` (which loads all of TF
@@ -52,7 +52,7 @@ def render(*, core_ops, text_ops, tf_version, text_version, command) -> str:
   lines = [
       "# Ops a TF Serving image can load: core TensorFlow plus the TensorFlow Text",
       "# it embeds (tensorflow/serving#2267, #4057). One op name per line; lines",
-      "# starting with '#' are comments. Read by export/serving.py.",
+      "# starting with '#' are comments. Read by export/serving/ops.py.",
       f"# Generated with tensorflow=={tf_version} tensorflow-text=={text_version}"
       f" (Python {platform.python_version()}) by:",
       f"#   {command}",

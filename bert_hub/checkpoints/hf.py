@@ -5,10 +5,17 @@ self.query.weight` with Linear weights [out, in], `pooler.dense.weight`), or the
 under `bert.` in `BertForPreTraining` / `BertForMaskedLM`, whose MLM head is under
 `cls.predictions.` (decoder weight tied to the word embeddings). Old checkpoints
 name LayerNorm parameters `gamma`/`beta`; they are read as `weight`/`bias`.
+Tensors stored as bfloat16 (numpy's through ml_dtypes) or float16 are widened to
+float32 (names.to_canonical); `stored_dtype` reads the file header's dtypes.
 """
+import json
 import re
+import struct
 
-from bert_hub.checkpoints import match_named, names
+import ml_dtypes  # noqa: F401  (registers numpy's "bfloat16", which safetensors asks for)
+
+from bert_hub.checkpoints import names
+from bert_hub.checkpoints.common import match_named
 from bert_hub.errors import BertHubError
 
 
@@ -41,3 +48,20 @@ def read(path, config, *, with_mlm):
   return match_named(source, config, fmt="hf", with_mlm=with_mlm,
                      encoder_keys=encoder_keys, path=path,
                      layer_pattern=r"encoder\.layer\.(\d+)\.")
+
+
+# safetensors header dtype codes -> numpy names.
+_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
+
+
+def stored_dtype(path) -> str:
+  """The dtype(s) of the file's float tensors, from its header ("bfloat16", "float16+float32")."""
+  try:
+    with open(path, "rb") as f:
+      (size,) = struct.unpack("<Q", f.read(8))
+      header = json.loads(f.read(size))
+  except (OSError, ValueError, struct.error):
+    return "unknown"  # read() reports the damage; this is for the page only
+  codes = {v["dtype"] for k, v in header.items()  # weights only: not position_ids
+           if k != "__metadata__" and v["dtype"].startswith(("F", "BF"))}
+  return "+".join(sorted(_DTYPES.get(c, c.lower()) for c in codes))

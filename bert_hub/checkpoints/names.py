@@ -6,6 +6,9 @@ and `:0`, in tf-models' layouts; the MLM head uses the names of tf-models'
 `layers.MaskedLM` inside `BertPretrainerV2`. TF2 checkpoints need no table: they
 are read through tf-models' own networks (see tf2.py).
 
+Hugging Face TensorFlow's tf_model.h5 names derive from the TF1 column
+(`hf_h5_name`); its layouts are TF1's.
+
 Layouts (how a source tensor becomes the canonical one; shapes use
 V=vocab, P=positions, T=types, H=hidden, A=heads, D=H/A, I=intermediate):
   copy     same layout in every format (embeddings, LayerNorm, biases).
@@ -15,6 +18,7 @@ V=vocab, P=positions, T=types, H=hidden, A=heads, D=H/A, I=intermediate):
   out_k    attention output kernel: [H, H] as `kernel` -> reshape [A, D, H].
 """
 import dataclasses
+import re
 from typing import Callable, List, Tuple
 
 from bert_hub.config import BertConfig
@@ -131,6 +135,35 @@ HF_MLM_PREFIX = "cls.predictions."
 HF_MLM_TIED = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 
 
+# Hugging Face TensorFlow (`tf_model.h5` of transformers 4.x's TFBertModel,
+# TFBertForPreTraining/MaskedLM/SequenceClassification): the TF1 names and
+# layouts (kernels [in, out]) with the layers as "layer_._{i}", ":0", the MLM
+# head under "mlm___cls/", and these three embeddings and the MLM bias renamed.
+# In the file each name is under the model's own scope ("tf_bert_model/...",
+# stripped on reading as transformers does: h5.py).
+HF_H5_RENAMED = {
+    "bert/embeddings/word_embeddings": "bert/embeddings/word_embeddings/weight",
+    "bert/embeddings/position_embeddings": "bert/embeddings/position_embeddings/embeddings",
+    "bert/embeddings/token_type_embeddings":
+        "bert/embeddings/token_type_embeddings/embeddings",
+    "cls/predictions/output_bias": "cls/predictions/bias",
+}
+HF_H5_ENCODER_PREFIX = "bert/"
+HF_H5_MLM_PREFIX = "mlm___cls/predictions/"
+
+
+def hf_h5_name(weight: Weight) -> str:
+  """The name of a (layer-indexed) weight in a Hugging Face tf_model.h5."""
+  name = HF_H5_RENAMED.get(weight.tf1, weight.tf1)
+  name = re.sub(r"/layer_(\d+)/", r"/layer_._\1/", name)
+  return ("mlm___" + name if name.startswith("cls/") else name) + ":0"
+
+
+def source_name(weight: Weight, fmt: str) -> str:
+  """The weight's name in a checkpoint of format tf1 | hf | hf_h5."""
+  return hf_h5_name(weight) if fmt == "hf_h5" else getattr(weight, fmt)
+
+
 def expected_weights(config: BertConfig, *, with_mlm: bool) -> List[Weight]:
   """Every weight of the encoder (and MLM head), with layer indices filled in."""
   weights = list(EMBEDDINGS)
@@ -147,7 +180,7 @@ def expected_weights(config: BertConfig, *, with_mlm: bool) -> List[Weight]:
 
 
 def source_shape(weight: Weight, config: BertConfig, fmt: str) -> Tuple[int, ...]:
-  """The shape the weight has in a TF1 or HF checkpoint."""
+  """The shape the weight has in a TF1, HF or HF h5 checkpoint (h5: as TF1)."""
   shape = weight.shape(config)
   if weight.layout in ("qkv_k", "out_k"):
     shape = (config.hidden_size, config.hidden_size)  # [in, out]
@@ -175,6 +208,56 @@ def to_canonical(array, weight: Weight, config: BertConfig, fmt: str):
 
 
 MLM_SCOPE = "cls/predictions"
+
+
+# The sequence-classification head over the pooled output (logits = pooled @
+# kernel + bias), N = number of labels: google-research `run_classifier.py`
+# (top-level `output_weights` [N, H], `output_bias` [N]) and Hugging Face
+# `BertForSequenceClassification` (`classifier.weight` [N, H], `.bias` [N]).
+# Canonical: tf-models `layers.ClassificationHead(inner_dim=0)` named
+# "classification_head", whose out_proj is a Dense named "logits": kernel
+# [H, N], bias [N]. Layouts: head_k is
+# [N, H] in both formats -> transposed; copy as above.
+@dataclasses.dataclass(frozen=True)
+class HeadWeight:
+  canonical: str
+  tf1: str
+  hf: str  # full state_dict name (the encoder is under "bert.")
+  layout: str  # head_k | copy
+  shape: Callable[[int, int], Tuple[int, ...]]  # (H, N) -> canonical shape
+
+
+CLASSIFIER_HEAD_SCOPE = "classification_head"
+CLASSIFIER_HEAD = [
+    HeadWeight(f"{CLASSIFIER_HEAD_SCOPE}/logits/kernel", "output_weights",
+               "classifier.weight", "head_k", lambda h, n: (h, n)),
+    HeadWeight(f"{CLASSIFIER_HEAD_SCOPE}/logits/bias", "output_bias",
+               "classifier.bias", "copy", lambda h, n: (n,)),
+]
+HF_CLASSIFIER_ENCODER_PREFIX = "bert."
+# transformers 4.x TFBertForSequenceClassification (tf_model.h5, without the
+# model scope): the Dense "classifier", kernel [H, N] (the canonical layout:
+# no transpose), bias [N].
+HF_H5_CLASSIFIER_HEAD = {f"{CLASSIFIER_HEAD_SCOPE}/logits/kernel": "classifier/kernel:0",
+                         f"{CLASSIFIER_HEAD_SCOPE}/logits/bias": "classifier/bias:0"}
+
+
+def head_source_name(weight: HeadWeight, fmt: str) -> str:
+  """The head weight's name in a tf1 | hf | hf_h5 checkpoint."""
+  return HF_H5_CLASSIFIER_HEAD[weight.canonical] if fmt == "hf_h5" else getattr(weight, fmt)
+
+
+def head_source_shape(weight: HeadWeight, hidden: int, num_labels: int, fmt: str = "hf"):
+  """The shape a head weight has in a TF1, HF or HF h5 checkpoint."""
+  shape = weight.shape(hidden, num_labels)
+  return shape[::-1] if weight.layout == "head_k" and fmt != "hf_h5" else shape
+
+
+def head_to_canonical(array, weight: HeadWeight, fmt: str = "hf"):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  array = np.asarray(array, dtype=np.float32)
+  transpose = weight.layout == "head_k" and fmt != "hf_h5"
+  return np.ascontiguousarray(array.T if transpose else array)
 
 
 def canonical_name(variable_name: str) -> str:

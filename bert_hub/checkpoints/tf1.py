@@ -5,7 +5,8 @@ Names like `bert/encoder/layer_0/attention/self/query/kernel` (kernels [in, out]
 mapping lives in names.py. Optimizer slots and `global_step` are skipped; the
 next-sentence head `cls/seq_relationship/*` is not part of the encoder.
 """
-from bert_hub.checkpoints import match_named, names, open_tf_checkpoint, read_tf_tensor
+from bert_hub.checkpoints import names
+from bert_hub.checkpoints.common import match_named, open_tf_checkpoint, read_tf_tensor
 
 
 def read(prefix, config, *, with_mlm):

@@ -16,9 +16,11 @@ from typing import Dict
 
 import numpy as np
 
-from bert_hub.checkpoints import (check_config_agrees, names, open_tf_checkpoint,
-                                  read_tf_tensor, uninitialized_variables,
+from bert_hub._tf_private import (checkpoint_keys, uninitialized_variables,
                                   without_autograph)
+from bert_hub.checkpoints import names
+from bert_hub.checkpoints.common import (check_config_agrees, open_tf_checkpoint,
+                                         read_tf_tensor)
 from bert_hub.config import BertConfig
 from bert_hub.errors import BertHubError, CheckpointMismatchError
 
@@ -28,8 +30,6 @@ _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 def read(prefix: str, config: BertConfig, *, with_mlm: bool) -> Dict[str, np.ndarray]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
-  from tensorflow.python.checkpoint import graph_view, util  # pylint: disable=g-direct-tensorflow-import
-  from tensorflow.python.trackable import trackable_utils  # pylint: disable=g-direct-tensorflow-import
   from official.nlp.modeling import layers, networks  # pylint: disable=g-import-not-at-top
 
   reader = open_tf_checkpoint(prefix)
@@ -80,12 +80,11 @@ def read(prefix: str, config: BertConfig, *, with_mlm: bool) -> Dict[str, np.nda
 
   # Which checkpoint key each variable of the network has.
   root_object = tf.train.Checkpoint(**items)  # the view holds only a weakref
-  _, paths, *_ = util.objects_ids_and_slot_variables_and_paths(
-      graph_view.ObjectGraphView(root_object))
+  keys = checkpoint_keys(root_object)
   expected = {}
   for obj in items.values():
     for v in obj.variables:
-      key = trackable_utils.object_path_to_string(paths[v]) + _VALUE
+      key = keys[id(v)] + _VALUE
       expected[key] = (names.canonical_name(v.name), tuple(v.shape))
 
   ours = [k for k in shapes if k.startswith(root + "/") or

@@ -1,4 +1,9 @@
-"""Version 3 export: the seed page's usage, hub.KerasLayer behaviour, the anchor's API."""
+"""The encoder export (export/kinds/encoder.py): version 3 and the serving precision.
+
+The seed page's usage, hub.KerasLayer behaviour, the anchor's API (tf-models'
+own exporter), fine-tuning, and --serving-precision bfloat16. Versions 1 and 2:
+tests/test_versions.py.
+"""
 import os
 import re
 import shutil
@@ -7,6 +12,8 @@ import numpy as np
 import pytest
 
 import bert_hub  # noqa: F401
+from bert_hub.encoder import load_encoder, sample_inputs
+from bert_hub.errors import BertHubError, ExportVerificationError
 from export import cli, lib
 from tests import fixtures
 
@@ -154,8 +161,25 @@ def test_relocated_export_loads_without_its_sources(exported, tmp_path):
 
 def test_export_reports_verification(exported):
   assert exported["result"].max_diff is not None
-  assert exported["result"].max_diff < 5e-5
   assert sorted(os.listdir(os.path.dirname(exported["path"]))) == ["3"]  # no leftovers
+
+
+def test_verification_catches_other_weights(exported):
+  """The checks that passed for this export fail against another model's outputs."""
+  from export import verify, versions  # pylint: disable=g-import-not-at-top
+  from export.kinds import encoder as encoder_kind  # pylint: disable=g-import-not-at-top
+  loaded = tf.saved_model.load(exported["path"])
+  ours = encoder_kind.expected_outputs(load_encoder(exported["prefix"], with_mlm=True))
+  verify.check_all("ours", encoder_kind.encoder_checks(
+      loaded, ours, version=versions.get(3)), compared="")
+  other = fixtures.tiny_config(max_position_embeddings=128)
+  prefix, _ = fixtures.write_tf1_checkpoint(exported["root"] / "other", other, seed=7,
+                                            with_mlm=True)
+  theirs = encoder_kind.expected_outputs(load_encoder(prefix, with_mlm=True))
+  with pytest.raises(ExportVerificationError, match="export verification failed.*__call__ pooled_output.*"
+                     "serving_default sequence_output.*mlm mlm_logits"):
+    verify.check_all("theirs", encoder_kind.encoder_checks(
+        loaded, theirs, version=versions.get(3)), compared="")
 
 
 def test_cli_never_overwrites(exported, capsys):
@@ -190,18 +214,57 @@ def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path):
   loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
   optimizer = tf_keras.optimizers.Adam(1e-2)
   encoder_vars = {id(v) for v in encoder_layer.trainable_weights}
-  losses = []
-  for _ in range(20):
+
+  @tf.function  # one trace, then 20 fast steps (the same updates as eagerly)
+  def train_step():
     with tf.GradientTape() as tape:
       loss = loss_fn(labels, model(sentences, training=True))
     grads = tape.gradient(loss, model.trainable_variables)
-    reached = [g for v, g in zip(model.trainable_variables, grads)
-               if id(v) in encoder_vars and g is not None and float(tf.reduce_max(tf.abs(g))) > 0]
-    assert len(reached) == len(encoder_vars), "every encoder variable gets a gradient"
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return [tf.zeros([]) if g is None else tf.reduce_max(tf.abs(g)) for g in grads]
+
+  losses = []
+  for _ in range(20):
+    largest = train_step()
+    reached = [v for v, g in zip(model.trainable_variables, largest)
+               if id(v) in encoder_vars and float(g) > 0]
+    assert len(reached) == len(encoder_vars), "every encoder variable gets a gradient"
     losses.append(float(loss_fn(labels, model(sentences, training=False))))
   assert losses[-1] < 0.5 * losses[0], losses
   saved = str(tmp_path / "classifier")
   model.save(saved, include_optimizer=False, save_format="tf")
   reloaded = tf_keras.models.load_model(saved, custom_objects={"KerasLayer": hub.KerasLayer})
   np.testing.assert_allclose(reloaded(sentences), model(sentences), atol=1e-5)
+
+
+def test_bfloat16_serving_signature_keeps_float32_api(tmp_path, capsys, tiny):
+  code = cli.main(["encoder", "--checkpoint", tiny.prefix, "--output",
+                   str(tmp_path / "out"), "--lower-case", "--serving-precision", "bfloat16"])
+  assert code == 0, capsys.readouterr().err
+  loaded = tf.saved_model.load(str(tmp_path / "out" / "3"))
+  assert set(loaded.signatures) == {"serving_default", "serving_float32"}
+  inputs = sample_inputs(tiny.config, batch=3, seq_length=12)
+  feeds = {k: tf.constant(v) for k, v in inputs.items()}
+  want = load_encoder(tiny.prefix)(inputs, training=False)
+  fast = loaded.signatures["serving_default"](**feeds)
+  exact = loaded.signatures["serving_float32"](**feeds)
+  call = loaded(inputs)
+  assert fast["pooled_output"].dtype == tf.float32  # float32 outputs
+  np.testing.assert_allclose(exact["pooled_output"], want["pooled_output"], atol=5e-5)
+  np.testing.assert_allclose(call["sequence_output"], want["sequence_output"], atol=5e-5)
+  # bfloat16 has 8 significant bits: close to float32, but not equal to it.
+  a, b = fast["pooled_output"].numpy(), want["pooled_output"].numpy()
+  cosine = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+  assert cosine.min() > 0.999, cosine
+  assert np.max(np.abs(a - b)) > 0  # it really computes in bfloat16
+
+
+def test_bad_encoder_options_fail_before_any_work(tmp_path, tiny):
+  out = tmp_path / "out"
+  with pytest.raises(BertHubError, match="unknown serving precision.*received 'float16'"):
+    lib.export_encoder(checkpoint=tiny.prefix, output_dir=str(out),
+                       serving_precision="float16", report=lib.quiet_report)
+  with pytest.raises(BertHubError, match="MLM head needs the dict API.*--version 1"):
+    lib.export_encoder(checkpoint=tiny.prefix, output_dir=str(out), version=1,
+                       with_mlm=True, report=lib.quiet_report)
+  assert not out.exists()

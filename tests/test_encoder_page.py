@@ -15,7 +15,9 @@ import pytest
 import bert_hub  # noqa: F401  (legacy Keras first)
 from bert_hub.config import BertConfig
 from bert_hub.errors import BertHubError
-from export import cli, lib, model_page, saved_model
+from export import cli, lib
+from export.pages import encoder_page, metadata, naming
+from export.verify import VERIFY_TOLERANCE
 from tests import fixtures
 
 import tensorflow as tf  # pylint: disable=wrong-import-order
@@ -64,7 +66,7 @@ def _normalized(text):
 def _run_snippets(page, model_path, *, replace=None):
   """Runs the page's python blocks as written (only the model path replaced)."""
   namespace = {}
-  for block in model_page.python_blocks(page):
+  for block in encoder_page.python_blocks(page):
     if replace:
       assert replace in block or "hub.KerasLayer" not in block
       block = block.replace(replace, model_path)
@@ -89,20 +91,20 @@ def small(tmp_path_factory):
 
 
 def test_tfhub_names():
-  assert model_page.tfhub_name(_big(24, 1024, 16, 30522), language="en", cased=False,
+  assert naming.tfhub_name(_big(24, 1024, 16, 30522), language="en", cased=False,
                                whole_word_masking=True) == "bert_en_wwm_uncased_L-24_H-1024_A-16"
-  assert model_page.tfhub_name(_big(12, 768, 12, 21128), language="zh-cn",
+  assert naming.tfhub_name(_big(12, 768, 12, 21128), language="zh-cn",
                                cased=False) == "bert_zh_L-12_H-768_A-12"
-  assert model_page.tfhub_name(_big(12, 768, 12, 28996), language="en",
+  assert naming.tfhub_name(_big(12, 768, 12, 28996), language="en",
                                cased=True) == "bert_en_cased_L-12_H-768_A-12"
-  assert model_page.tfhub_name(_big(12, 768, 12, 119547), language="multi", cased=True,
+  assert naming.tfhub_name(_big(12, 768, 12, 119547), language="multi", cased=True,
                                whole_word_masking=None) == "bert_multi_cased_L-12_H-768_A-12"
 
 
 def _page_000_like():
   config = _big(24, 1024, 16, 30522)
-  name = model_page.tfhub_name(config, language="en", cased=False, whole_word_masking=True)
-  return model_page.render(
+  name = naming.tfhub_name(config, language="en", cased=False, whole_word_masking=True)
+  return encoder_page.render(
       config=config, version=3, lower_case=True, publisher="tensorflow", name=name,
       language="en", dataset="Wikipedia and BooksCorpus", whole_word_masking=True,
       model_path=f"models/{name}/3")
@@ -147,8 +149,8 @@ def test_l24_page_snippet_runs_against_a_small_export(small):
 
 def _page_002_like():
   config = _big(12, 768, 12, 21128)
-  name = model_page.tfhub_name(config, language="zh-cn", cased=False)
-  return model_page.render(
+  name = naming.tfhub_name(config, language="zh-cn", cased=False)
+  return encoder_page.render(
       config=config, version=1, lower_case=True, publisher="tensorflow", name=name,
       language="zh-cn", dataset="Wikipedia", whole_word_masking=False,
       model_path=f"models/{name}/1")
@@ -210,7 +212,7 @@ def _stated_shapes(page):
 @pytest.mark.parametrize("which", ["v3", "v1"])
 def test_the_written_page_runs_as_written_and_states_real_sizes(small, which):
   path = small[which]
-  page = _read(os.path.join(path, model_page.PAGE_FILE))
+  page = _read(os.path.join(path, metadata.PAGE_FILE))
   assert f'"{path}"' in page  # the snippet loads this export
   ns = _run_snippets(page, path)
   seq = ns.get("seq_length", ns.get("max_seq_length"))
@@ -234,19 +236,19 @@ def test_the_written_page_runs_as_written_and_states_real_sizes(small, which):
 
 
 def test_defaults_state_only_what_is_known(small):
-  page = _read(os.path.join(small["v3"], model_page.PAGE_FILE))
+  page = _read(os.path.join(small["v3"], metadata.PAGE_FILE))
   assert _headings(page)[0] == "# Module bert-hub/bert_en_uncased_L-2_H-16_A-4/3"
   assert _metadata_lines(page)["dataset"] == "unknown"
   assert "pre-training data was not stated" in _normalized(page)
   assert "masking" not in page  # whole-word masking or not: not stated
   assert "checkpoint `bert_model.ckpt`" in page
-  zh = _read(os.path.join(small["v1"], model_page.PAGE_FILE))
+  zh = _read(os.path.join(small["v1"], metadata.PAGE_FILE))
   assert _headings(zh)[0] == "# Module tensorflow/bert_zh_L-2_H-16_A-4/1"
   assert "applied independently to word pieces" in zh
 
 
 def test_metadata_file_records_the_export(small):
-  with open(os.path.join(small["v3"], model_page.METADATA_FILE), encoding="utf-8") as f:
+  with open(os.path.join(small["v3"], metadata.METADATA_FILE), encoding="utf-8") as f:
     meta = json.load(f)
   assert meta["handle"] == "bert-hub/bert_en_uncased_L-2_H-16_A-4/3"
   assert meta["version"] == 3 and meta["interface"]["api"] == "dict"
@@ -263,13 +265,13 @@ def test_metadata_file_records_the_export(small):
     assert entry["bytes"] == len(data)
   assert meta["config"] == SMALL.to_dict()
   assert meta["packages"]["tensorflow"] == tf.__version__
-  assert set(meta["packages"]) == set(model_page.PACKAGES)
+  assert set(meta["packages"]) == set(metadata.PACKAGES)
   assert meta["packages"]["bert-hub"]
   assert meta["verification"]["passed"] is True
   assert 0 <= meta["verification"]["max_diff"] <= meta["verification"]["tolerance"]
-  assert meta["verification"]["tolerance"] == saved_model.VERIFY_TOLERANCE
+  assert meta["verification"]["tolerance"] == VERIFY_TOLERANCE
   assert meta["stated"] == dict(language="en", dataset=None, whole_word_masking=None)
-  with open(os.path.join(small["v1"], model_page.METADATA_FILE), encoding="utf-8") as f:
+  with open(os.path.join(small["v1"], metadata.METADATA_FILE), encoding="utf-8") as f:
     zh = json.load(f)
   assert zh["interface"] == dict(
       api="list", inputs=["input_word_ids", "input_mask", "segment_ids"],
@@ -282,7 +284,7 @@ def test_metadata_file_records_the_export(small):
 def test_tf_serving_session_ignores_the_extra_files(small):
   from tests import serving_utils  # pylint: disable=g-import-not-at-top
   path = small["v1"]
-  assert {model_page.PAGE_FILE, model_page.METADATA_FILE} <= set(os.listdir(path))
+  assert {metadata.PAGE_FILE, metadata.METADATA_FILE} <= set(os.listdir(path))
   feeds = dict(input_word_ids=np.array([[2, 52, 53, 3, 0]], np.int32),
                input_mask=np.array([[1, 1, 1, 1, 0]], np.int32),
                segment_ids=np.zeros((1, 5), np.int32))
@@ -290,7 +292,7 @@ def test_tf_serving_session_ignores_the_extra_files(small):
   want = tf.saved_model.load(path).signatures["serving_default"](
       **{k: tf.constant(v) for k, v in feeds.items()})
   for key in ("pooled_output", "sequence_output"):
-    assert np.max(np.abs(served[key] - want[key].numpy())) <= saved_model.VERIFY_TOLERANCE
+    assert np.max(np.abs(served[key] - want[key].numpy())) <= VERIFY_TOLERANCE
 
 
 def test_cli_page_options(tmp_path, capsys):
@@ -307,7 +309,7 @@ def test_cli_page_options(tmp_path, capsys):
   assert cli.main(["encoder", "--checkpoint", prefix, "--output", str(out), "--version", "2",
                    "--no-lower-case", "--publisher", "me", "--language", "de",
                    "--dataset", "German Wikipedia", "--whole-word-masking"]) == 0
-  page = _read(out / "2" / model_page.PAGE_FILE)
+  page = _read(out / "2" / metadata.PAGE_FILE)
   assert _headings(page)[0] == "# Module me/bert_de_wwm_cased_L-2_H-16_A-4/2"
   assert "pre-trained for German\non German Wikipedia." in page
   assert 'normalized the "cased" way' in page
@@ -316,13 +318,13 @@ def test_cli_page_options(tmp_path, capsys):
   assert "Known defect" not in page  # version 2 fixed them
   assert cli.main(["encoder", "--checkpoint", prefix, "--output", str(out), "--version", "1",
                    "--name", "my_bert"]) == 0
-  assert _headings(_read(out / "1" / model_page.PAGE_FILE))[0] == "# Module bert-hub/my_bert/1"
+  assert _headings(_read(out / "1" / metadata.PAGE_FILE))[0] == "# Module bert-hub/my_bert/1"
 
 
 def test_check_facts_refuses_what_breaks_the_handle():
   with pytest.raises(BertHubError, match="bad --name"):
-    model_page.check_facts(publisher="x", name="has space", language="en")
+    naming.check_facts(publisher="x", name="has space", language="en")
   with pytest.raises(BertHubError, match="bad --dataset"):
-    model_page.check_facts(publisher="x", name=None, language="en", dataset="a --> b")
-  model_page.check_facts(publisher="tensorflow", name=None, language="zh-cn",
+    naming.check_facts(publisher="x", name=None, language="en", dataset="a --> b")
+  naming.check_facts(publisher="tensorflow", name=None, language="zh-cn",
                          dataset="Wikipedia")

@@ -1,132 +1,47 @@
-"""The model page and metadata file written beside every encoder export.
+"""The model page and bert_hub.json of an encoder export, in the TF Hub pages' form.
 
 Every encoder export `DIR/<version>/` holds, next to its SavedModel:
 
   README.md      the model page, in the form of the TF Hub BERT pages
                  (shared/seeds/000_*.txt for version 3, 002_*.txt for versions 1
                  and 2): title with the handle `<publisher>/<name>/<version>`, the
-                 metadata comment lines, the overview with the real L, H and A,
-                 a usage snippet for that version's API that runs as written,
-                 the outputs with their real sizes, and the changelog up to the
-                 exported version (version 1's known defects included).
-  bert_hub.json  the machine-readable record: source checkpoint (path, format,
-                 size and SHA-256 of each file), config, version and its
-                 interface, do_lower_case, the stated facts, package versions,
-                 the verification result, export time (UTC).
+                 metadata comment lines, the overview with the real L, H and A
+                 and the tokenizer settings with where they came from, a usage
+                 snippet for that version's API that runs as written, the
+                 outputs with their real sizes, and the changelog up to the
+                 exported version with its known defects (export/versions.py).
+  bert_hub.json  the machine-readable record (export/pages/metadata.py), plus
+                 the handle, config, interface, tokenizer settings and the
+                 stated facts (export/pages/naming.py).
 
-Both are written into the staging directory after verification, so they appear
-atomically with the SavedModel (export/publish.py). `hub.load`, `hub.KerasLayer`
-and TF Serving read only `saved_model.pb`, `variables/`, `assets/` (and
-`assets.extra/` for warmup), so the two files change nothing for them.
-
-What the checkpoint cannot tell comes from the caller (bert-hub-export options),
-and what is not stated is not invented:
-  publisher           --publisher, default "bert-hub"
-  name                --name, default tfhub_name(): bert_<lang>[_wwm][_<cased|uncased>]_L-<L>_H-<H>_A-<A>
-  language            --language, default "en" (a BCP 47 code, or "multi")
-  dataset             --dataset, default not stated ("unknown" on the page)
-  whole_word_masking  --whole-word-masking / --no-whole-word-masking, default
-                      not stated (the page then says nothing about masking)
+`hub.load`, `hub.KerasLayer` and TF Serving read only `saved_model.pb`,
+`variables/`, `assets/` (and `assets.extra/` for warmup), so the two files
+change nothing for them.
 
   page = render(config=..., version=3, lower_case=True, publisher=..., name=...,
                 language="en", dataset=None, whole_word_masking=None,
                 model_path="models/bert/3")
-  write(stage, ...)  -> (path of README.md, path of bert_hub.json)
+  files(...) -> {"README.md": page, "bert_hub.json": text}
   python_blocks(page) -> the page's ```python snippets, in order
 """
-import datetime
-import hashlib
-import importlib.metadata
 import json
 import os
 import re
-from typing import Optional, Sequence
+from typing import Optional
 
-from bert_hub.errors import BertHubError
 from export import versions
-
-PAGE_FILE = "README.md"
-METADATA_FILE = "bert_hub.json"
-METADATA_FORMAT = 1  # bump when bert_hub.json changes incompatibly
-DEFAULT_PUBLISHER = "bert-hub"
-DEFAULT_LANGUAGE = "en"
-PACKAGES = ("tensorflow", "tensorflow-text", "tf-keras", "tensorflow-hub",
-            "tf-models-official", "bert-hub")
-
-# Language codes -> the English name used in "pre-trained for <name>". Codes not
-# listed are shown as themselves.
-LANGUAGE_NAMES = {
-    "en": "English", "zh": "Chinese", "zh-cn": "Chinese", "zh-tw": "Chinese",
-    "ja": "Japanese", "ko": "Korean", "de": "German", "fr": "French",
-    "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
-    "ru": "Russian", "ar": "Arabic", "hi": "Hindi", "multi": "many languages",
-}
-# Scripts without letter case: TF Hub's names omit cased/uncased for them
-# (bert_zh_L-12_H-768_A-12), and their pages say nothing about casing.
-CASELESS_LANGUAGES = ("zh", "ja", "ko", "th")
-
-_HANDLE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_LANGUAGE = re.compile(r"^(multi|[a-z]{2,3}(-[A-Za-z0-9]{2,8})*)$")
+from export.pages import metadata as metadata_lib
+from export.pages.metadata import METADATA_FILE, PAGE_FILE
+from export.pages.naming import (DEFAULT_LANGUAGE, is_caseless, language_name,
+                                 usage_seq_length)
 
 _FORMAT_NAMES = {
     "tf1": "TF1 (google-research BERT)",
     "tf2": "TF2 (TF Model Garden)",
     "hf": "Hugging Face safetensors",
+    "hf_h5": "Hugging Face TensorFlow (tf_model.h5)",
 }
 
-
-def check_facts(*, publisher: str, name: Optional[str], language: str,
-                dataset: Optional[str] = None) -> None:
-  """Refuses a publisher, name, language or dataset that would break the page."""
-  if dataset is not None and (not dataset.strip() or "\n" in dataset or "-->" in dataset):
-    raise BertHubError(
-        "bad --dataset", expected="one line of text without '-->'",
-        received=repr(dataset), fix="pass e.g. --dataset 'Wikipedia and BooksCorpus'")
-  for option, value in (("--publisher", publisher), ("--name", name)):
-    if value is not None and not _HANDLE_PART.match(value):
-      raise BertHubError(
-          f"bad {option}", expected="letters, digits, '.', '_' or '-' (one part "
-          "of the handle <publisher>/<name>/<version>)", received=repr(value),
-          fix=f"pass {option} without '/' or spaces, e.g. "
-          f"{'my-org' if option == '--publisher' else 'bert_en_uncased_L-12_H-768_A-12'}")
-  if not _LANGUAGE.match(language or ""):
-    raise BertHubError(
-        "bad --language", expected="a language code such as en, zh-cn or de, "
-        "or multi", received=repr(language), fix="pass --language en (the default)")
-
-
-def _primary(language: str) -> str:
-  return language.split("-")[0].lower()
-
-
-def language_name(language: str) -> str:
-  return LANGUAGE_NAMES.get(language.lower(), LANGUAGE_NAMES.get(
-      _primary(language), f"the language `{language}`"))
-
-
-def is_caseless(language: str) -> bool:
-  return _primary(language) in CASELESS_LANGUAGES
-
-
-def tfhub_name(config, *, language: str = DEFAULT_LANGUAGE, cased: bool,
-               whole_word_masking: Optional[bool] = False) -> str:
-  """The model's name the TF Hub way.
-
-    bert_en_uncased_L-12_H-768_A-12, bert_en_wwm_cased_L-24_H-1024_A-16,
-    bert_zh_L-12_H-768_A-12 (no case for caseless scripts), bert_multi_cased_...
-  """
-  parts = ["bert", _primary(language)]
-  if whole_word_masking:
-    parts.append("wwm")
-  if not is_caseless(language):
-    parts.append("cased" if cased else "uncased")
-  parts.append(f"L-{config.num_layers}_H-{config.hidden_size}_A-{config.num_heads}")
-  return "_".join(parts)
-
-
-def usage_seq_length(config) -> int:
-  """The snippet's seq_length: 128, or less if the model has fewer positions."""
-  return min(128, config.max_position_embeddings)
 
 
 # ---------------------------------------------------------------------------
@@ -188,25 +103,44 @@ def _literal(text: str) -> str:
   return json.dumps(text)  # a valid Python string literal, quotes escaped
 
 
+def stored_as(source) -> str:
+  """' (stored as bfloat16, widened to float32)' for a half-precision checkpoint, else ''."""
+  dtype = getattr(source, "dtype", "float32")
+  return "" if dtype == "float32" else f" (stored as {dtype}, widened to float32)"
+
+
 def _overview(config, *, lower_case, language, dataset, whole_word_masking,
-              source, packages) -> str:
+              source, packages, tokenizer=None) -> str:
   out = [_INTRO.format(L=config.num_layers, H=config.hidden_size, A=config.num_heads)]
   if source is not None:
     converter = " ".join(filter(None, ["bert-hub", packages.get("bert-hub")]))
     out.append(
         f"The weights are those of the {_FORMAT_NAMES.get(source.format, source.format)}"
-        f"\ncheckpoint `{os.path.basename(source.source.rstrip(os.sep))}`, converted by "
+        f"\ncheckpoint `{os.path.basename(source.source.rstrip(os.sep))}`"
+        f"{stored_as(source)}, converted by "
         f"{converter}\n(SHA-256 of its files in `{METADATA_FILE}`).\n")
   lines = [f"This model has been pre-trained for {language_name(language)}"]
   lines.append(f"on {dataset}." if dataset else
                "(the pre-training data was not stated when it was exported).")
   if not is_caseless(language):
     lines.append(_UNCASED if lower_case else _CASED)
+  if tokenizer is not None:
+    lines.append(tokenizer_sentence(tokenizer))
   if whole_word_masking is not None:
     lines.append(_WWM if whole_word_masking else _NO_WWM)
   out.append("\n".join(lines) + "\n")
   out.append(_TRAINABLE)
   return "\n".join(out)
+
+
+def tokenizer_sentence(tokenizer) -> str:
+  """One sentence: the tokenizer settings exported and where each came from."""
+  parts = [f"`do_lower_case={tokenizer.lower_case}` "
+           f"({tokenizer.sources.get('lower_case', 'default')})"]
+  for name in ("strip_accents", "tokenize_chinese_chars"):
+    if name in tokenizer.sources:
+      parts.append(f"`{name}={getattr(tokenizer, name)}` ({tokenizer.sources[name]})")
+  return "The tokenizer settings exported are " + ", ".join(parts) + "."
 
 
 def _usage_dict(config, *, model_path, lower_case) -> str:
@@ -310,15 +244,8 @@ def _changelog(version: int) -> str:
     spec = versions.get(number)
     out.append(f"### Version {number}\n")
     out.extend(f"  * {_wrap_item(line)}" for line in spec.changes)
-    defects = []  # of the exported version; later versions list their fixes
-    if number == version and not spec.dropout_when_training:
-      defects.append("Dropout is not applied when re-training the SavedModel "
-                     "(`training=True` computes the same as inference), possibly "
-                     "resulting in a loss of quality. Fixed in version 2.")
-    if number == version and not spec.static_seq_length:
-      defects.append("A statically known `max_seq_length` of the inputs does not "
-                     "reach `sequence_output` (its dimension 1 is unknown). "
-                     "Fixed in version 2.")
+    # The exported version's own defects; later versions list their fixes.
+    defects = spec.defects if number == version else ()
     out.extend(f"  * {_wrap_item('Known defect: ' + line)}" for line in defects)
     out.append("")
   return "\n".join(out)
@@ -339,7 +266,7 @@ def _wrap_item(text: str, width: int = 76) -> str:
 def render(*, config, version: int, lower_case: bool, publisher: str, name: str,
            language: str = DEFAULT_LANGUAGE, dataset: Optional[str] = None,
            whole_word_masking: Optional[bool] = None, model_path: str,
-           source=None, packages: Optional[dict] = None) -> str:
+           source=None, packages: Optional[dict] = None, tokenizer=None) -> str:
   """The model page (Markdown) of an export, in the form of the TF Hub pages.
 
   Args:
@@ -353,9 +280,11 @@ def render(*, config, version: int, lower_case: bool, publisher: str, name: str,
     model_path: where the snippets load the model from (DIR/<version>).
     source: the checkpoint (`.source`, `.format`), or None to leave it out.
     packages: package versions (default: those installed).
+    tokenizer: the bert_hub.tokenizer_settings.TokenizerSettings used, to state
+      where the casing came from (None: not stated).
   """
   spec = versions.get(version)
-  packages = package_versions() if packages is None else packages
+  packages = metadata_lib.package_versions() if packages is None else packages
   meta = [("dataset", dataset or "unknown"), ("asset-path", model_path),
           ("fine-tunable", "true"), ("format", "saved_model_2"), ("language", language),
           ("module-type", "text-embedding"), ("network-architecture", "Transformer")]
@@ -372,7 +301,7 @@ def render(*, config, version: int, lower_case: bool, publisher: str, name: str,
   out += ["## Overview", "",
           _overview(config, lower_case=lower_case, language=language, dataset=dataset,
                     whole_word_masking=whole_word_masking, source=source,
-                    packages=packages), "", "## Usage", ""]
+                    packages=packages, tokenizer=tokenizer), "", "## Usage", ""]
   if spec.dict_api:
     out.append(_usage_dict(config, model_path=model_path, lower_case=lower_case))
   else:
@@ -389,42 +318,18 @@ def python_blocks(page: str) -> list:
 # ---------------------------------------------------------------------------
 # The metadata file.
 
-def package_versions(names: Sequence[str] = PACKAGES) -> dict:
-  """Installed versions of `names` (None for a package not installed)."""
-  out = {}
-  for name in names:
-    try:
-      out[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      out[name] = None
-  return out
-
-
-def file_digest(path: str) -> dict:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return dict(path=os.path.abspath(path), bytes=os.path.getsize(path),
-              sha256=h.hexdigest())
-
-
-def file_digests(paths) -> list:
-  """[file_digest(path) for each path]."""
-  return [file_digest(path) for path in paths]
-
-
 def metadata(*, config, version: int, lower_case: bool, publisher: str, name: str,
              language: str, dataset: Optional[str], whole_word_masking: Optional[bool],
-             source, verification: dict, packages: Optional[dict] = None,
-             digests: Optional[list] = None) -> dict:
+             source, verification: dict, tokenizer=None,
+             packages: Optional[dict] = None, digests: Optional[list] = None) -> dict:
   """The content of bert_hub.json (see the module docstring).
 
-  digests: file_digests(source.files), if already computed.
+  digests: metadata.file_digests(source.files), if already computed.
   """
   spec = versions.get(version)
-  return {
-      "bert_hub_metadata": METADATA_FORMAT,
+  meta = metadata_lib.common(kind="encoder", source=source, verification=verification,
+                             packages=packages, digests=digests)
+  meta.update({
       "handle": f"{publisher}/{name}/{version}",
       "publisher": publisher,
       "name": name,
@@ -432,53 +337,35 @@ def metadata(*, config, version: int, lower_case: bool, publisher: str, name: st
       "interface": {
           "api": "dict" if spec.dict_api else "list",
           "inputs": list(spec.input_names),
-          "outputs": (["pooled_output", "sequence_output", "encoder_outputs", "default"]
-                      if spec.dict_api else list(spec.list_output_names)),
+          "outputs": list(spec.output_names),
           "dropout_when_training": spec.dropout_when_training,
           "static_seq_length": spec.static_seq_length,
       },
-      "checkpoint": {
-          "path": os.path.abspath(source.source),
-          "format": source.format,
-          "files": file_digests(source.files) if digests is None else digests,
-      },
       "config": config.to_dict(),
       "lower_case": lower_case,
+      "tokenizer": tokenizer.to_dict() if tokenizer is not None else None,
       "stated": {"language": language, "dataset": dataset,
                  "whole_word_masking": whole_word_masking},
-      "packages": package_versions() if packages is None else packages,
-      "verification": dict(verification),
-      "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-          timespec="seconds"),
-  }
+  })
+  return meta
 
 
-def write(stage_dir: str, *, config, version: int, lower_case: bool, publisher: str,
-          name: str, language: str, dataset: Optional[str],
-          whole_word_masking: Optional[bool], source, verification: dict,
-          model_path: str, digests: Optional[list] = None):
-  """Writes README.md and bert_hub.json into `stage_dir`; returns their paths.
+def files(*, config, version: int, lower_case: bool, publisher: str, name: str,
+          language: str, dataset: Optional[str], whole_word_masking: Optional[bool],
+          source, verification: dict, model_path: str, tokenizer=None,
+          digests: Optional[list] = None) -> dict:
+  """{README.md: the page, bert_hub.json: the metadata}, as text.
 
   `model_path` is where the export will be (DIR/<version>), not the staging dir.
-  `verification` is what verify_encoder measured, e.g.
-  dict(passed=True, max_diff=9e-7, tolerance=5e-5, compared=[...]).
-  `digests`: file_digests(source.files), if computed already (export.lib
-  computes them while it exports).
   """
-  packages = package_versions()
+  packages = metadata_lib.package_versions()
   page = render(config=config, version=version, lower_case=lower_case,
                 publisher=publisher, name=name, language=language, dataset=dataset,
                 whole_word_masking=whole_word_masking, model_path=model_path,
-                source=source, packages=packages)
-  page_path = os.path.join(stage_dir, PAGE_FILE)
-  with open(page_path, "w", encoding="utf-8") as f:
-    f.write(page)
+                source=source, packages=packages, tokenizer=tokenizer)
   meta = metadata(config=config, version=version, lower_case=lower_case,
                   publisher=publisher, name=name, language=language, dataset=dataset,
                   whole_word_masking=whole_word_masking, source=source,
-                  verification=verification, packages=packages, digests=digests)
-  meta_path = os.path.join(stage_dir, METADATA_FILE)
-  with open(meta_path, "w", encoding="utf-8") as f:
-    json.dump(meta, f, indent=2, ensure_ascii=False)
-    f.write("\n")
-  return page_path, meta_path
+                  verification=verification, tokenizer=tokenizer, packages=packages,
+                  digests=digests)
+  return {PAGE_FILE: page, METADATA_FILE: metadata_lib.dumps(meta)}

@@ -1,18 +1,20 @@
-"""The preprocessing SavedModel: API, exact ids, packing, Keras use, portability.
+"""bert_hub/preprocessing/model.py: the saved object, its API and signatures.
 
-Oracles: a hand vocabulary with ids worked out by hand; tf-models'
-`BertPackInputs` for packing and its `export_tfhub_lib.create_preprocessing`
-for normalization="tf_text"; BERT's `FullTokenizer` (tf-models' copy) for the
-text that offsets point at; the op allowlist of TF Serving's TF 2.12.1 +
-TF Text 2.12.1 (export/data/serving_ops_allowlist.txt).
+API, exact ids, bert_pack_inputs, Keras use, portability, the special_tokens
+attribute, argument checks, serving. Oracles: a hand vocabulary with ids
+worked out by hand; tf-models' `BertPackInputs` for packing and its
+`export_tfhub_lib.create_preprocessing` for normalization="tf_text"; BERT's
+`FullTokenizer` (tf-models' copy) for the text that offsets point at; the op
+allowlist of TF Serving's TF 2.12.1 + TF Text 2.12.1
+(export/data/serving_ops_allowlist.txt).
 Every model is tested after tf.saved_model.save and a reload.
 """
 from bert_hub import _keras  # noqa: F401  (must run before tensorflow is imported)
 from bert_hub.errors import BertHubError
 from bert_hub.preprocessing import create_preprocessing
-from bert_hub.preprocessing import pack_inputs
 from bert_hub.preprocessing import preprocessing_signatures
-from bert_hub.preprocessing import round_robin_lengths
+from bert_hub.preprocessing import SpecialTokens
+from bert_hub.vocab import read_vocab
 
 import gc
 import os
@@ -26,6 +28,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401  (registers the ops of the reference)
+from tests.test_preprocessing_packing import random_segments
 import tf_keras
 
 ALLOWLIST = (pathlib.Path(__file__).parents[1] / "export" / "data" /
@@ -119,6 +122,19 @@ def test_tokenize_and_special_tokens(hand):
         "mask_id": (tf.int32, (), 4)}
 
 
+def test_special_tokens_attribute_in_memory_only(hand_vocab, tmp_path):
+  """preprocessor.special_tokens: the ids behind get_special_tokens_dict()."""
+  obj = create_preprocessing(vocab_file=hand_vocab, lower_case=True,
+                             default_seq_length=SEQ_LENGTH)
+  assert obj.special_tokens == SpecialTokens.from_vocab(read_vocab(hand_vocab))
+  assert obj.special_tokens.as_dict() == {
+      k: int(v) for k, v in obj.tokenize.get_special_tokens_dict().items()}
+  loaded = save_and_load(obj, tmp_path)
+  assert not hasattr(loaded, "special_tokens")  # Not tracked, not saved.
+  assert {k: int(v) for k, v in loaded.tokenize.get_special_tokens_dict(
+  ).items()} == obj.special_tokens.as_dict()
+
+
 @pytest.mark.parametrize("text, pieces", [
     ("unaffable", [["un", "##aff", "##able"]]),  # BERT's docstring example.
     ("Café CAFÉS", [["cafe"], ["cafe", "##s"]]),  # Lowered, accents stripped.
@@ -142,61 +158,13 @@ def test_exact_ids_on_hand_vocab(hand, text, pieces):
   assert got == [ids(*word) for word in pieces]
 
 
-def test_round_robin_lengths_match_one_at_a_time():
-  """The closed form vs literally handing out one place at a time."""
-  rng = np.random.default_rng(0)
-  for n in (1, 2, 3, 4):
-    lengths = rng.integers(0, 12, size=(2000, n))
-    budgets = rng.integers(-3, 30, size=2000)
-    want = []
-    for row, budget in zip(lengths, budgets):
-      kept, left = [0] * n, max(budget, 0)
-      while left and any(k < l for k, l in zip(kept, row)):
-        for j in range(n):
-          if left and kept[j] < row[j]:
-            kept[j] += 1
-            left -= 1
-      want.append(kept)
-    got = [round_robin_lengths(tf.constant(row[np.newaxis], tf.int64),
-                               tf.constant(b, tf.int64)).numpy()[0].tolist()
-           for row, b in zip(lengths[:200], budgets[:200])]
-    assert got == want[:200]
-    # All rows at once, each with its own budget: run per budget value.
-    for budget in np.unique(budgets):
-      rows = budgets == budget
-      got = round_robin_lengths(tf.constant(lengths[rows], tf.int64),
-                                tf.constant(budget, tf.int64)).numpy()
-      assert got.tolist() == [w for w, r in zip(want, rows) if r]
-
-
-def _random_segments(rng, num_segments, ragged_rank, batch_size):
-  segments = []
-  for _ in range(num_segments):
-    lengths = rng.integers(0, 12, size=batch_size)
-    values = rng.integers(5, 1000, size=lengths.sum()).astype(np.int32)
-    if ragged_rank == 1:
-      segments.append(tf.RaggedTensor.from_row_lengths(values, lengths))
-    else:  # Words of 1 to 3 pieces.
-      cuts = [np.sort(rng.choice(np.arange(1, n), size=min(n - 1, n // 2),
-                                 replace=False)) if n > 1 else []
-              for n in lengths]
-      word_lengths = [np.diff(np.concatenate([[0], c, [n]])).astype(np.int64)
-                      if n else np.zeros([0], np.int64)
-                      for c, n in zip(cuts, lengths)]
-      words = tf.RaggedTensor.from_row_lengths(
-          values, np.concatenate(word_lengths).astype(np.int64))
-      segments.append(tf.RaggedTensor.from_row_lengths(
-          words, [len(w) for w in word_lengths]))
-  return segments
-
-
 @pytest.mark.parametrize("num_segments", [1, 2, 3])
 @pytest.mark.parametrize("ragged_rank", [1, 2])
 def test_bert_pack_inputs_matches_tf_models(hand, num_segments, ragged_rank):
   from official.nlp.modeling import layers
   rng = np.random.default_rng(10 * num_segments + ragged_rank)
   for trial in range(12):
-    segments = _random_segments(rng, num_segments, ragged_rank,
+    segments = random_segments(rng, num_segments, ragged_rank,
                                 batch_size=int(rng.integers(1, 9)))
     seq_length = None if trial == 0 else int(rng.integers(1, 24))
     want = layers.BertPackInputs(
@@ -402,6 +370,48 @@ def test_bad_normalization(hand_vocab):
   assert "'faithful' or 'tf_text'" in info.value.expected
 
 
+@pytest.mark.parametrize("argument, value", [
+    ("strip_accents", "no"), ("strip_accents", 0), ("strip_accents", 1),
+    ("tokenize_chinese_chars", None), ("tokenize_chinese_chars", "true"),
+    ("tokenize_chinese_chars", 1)])
+def test_bad_tokenizer_setting(hand_vocab, argument, value):
+  with pytest.raises(BertHubError) as info:
+    create_preprocessing(vocab_file=hand_vocab, lower_case=True,
+                         **{argument: value})
+  assert info.value.what == f"bad {argument}"
+  assert info.value.received == repr(value)
+
+
+@pytest.mark.parametrize("lower_case, settings, named", [
+    (True, dict(strip_accents=False), "strip_accents"),
+    (False, dict(strip_accents=True), "strip_accents"),
+    (True, dict(tokenize_chinese_chars=False), "tokenize_chinese_chars"),
+    (False, dict(strip_accents=True, tokenize_chinese_chars=False),
+     "strip_accents and tokenize_chinese_chars"),
+])
+def test_tf_text_refuses_settings_by_name(hand_vocab, lower_case, settings,
+                                          named):
+  with pytest.raises(BertHubError) as info:
+    create_preprocessing(vocab_file=hand_vocab, lower_case=lower_case,
+                         normalization="tf_text", **settings)
+  assert info.value.what == f'normalization="tf_text" cannot honour {named}'
+  for name, value in settings.items():
+    assert f"{name}={value}" in info.value.received
+  assert 'normalization="faithful"' in info.value.fix
+  assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("lower_case, strip_accents", [
+    (True, True), (True, None), (False, False), (False, None)])
+def test_tf_text_accepts_what_it_does(hand_vocab, lower_case, strip_accents):
+  """strip_accents equal to lower_case is text.BertTokenizer's own behaviour."""
+  obj = create_preprocessing(vocab_file=hand_vocab, lower_case=lower_case,
+                             strip_accents=strip_accents,
+                             normalization="tf_text")
+  assert obj.tokenize(tf.constant(["Café"])).to_list() == (
+      [[ids("cafe")]] if lower_case else [[[1]]])
+
+
 @pytest.mark.parametrize("seq_length", [1, 0, "128", True, 12.0])
 def test_bad_default_seq_length(hand_vocab, seq_length):
   with pytest.raises(BertHubError, match="default_seq_length"):
@@ -435,14 +445,18 @@ def allowlist() -> set:
           if line.strip() and not line.startswith("#")}
 
 
-@pytest.mark.parametrize("normalization", ["faithful", "tf_text"])
-@pytest.mark.parametrize("lower_case", [True, False])
+@pytest.mark.parametrize("normalization, lower_case, settings", [
+    ("faithful", True, {}), ("faithful", False, {}),
+    ("tf_text", True, {}), ("tf_text", False, {}),
+    ("faithful", True, dict(strip_accents=False, tokenize_chinese_chars=False)),
+    ("faithful", False, dict(strip_accents=True)),
+])
 def test_saved_ops_run_on_tf_serving(hand_vocab, tmp_path, normalization,
-                                     lower_case):
+                                     lower_case, settings):
   """Only ops of TF 2.12.1 + TF Text 2.12.1; no Python, no RoundRobinTrim."""
   obj = create_preprocessing(vocab_file=hand_vocab, lower_case=lower_case,
                              tokenize_with_offsets=True,
-                             normalization=normalization)
+                             normalization=normalization, **settings)
   tf.saved_model.save(obj, str(tmp_path), signatures=preprocessing_signatures(obj))
   ops = saved_ops(tmp_path)
   assert not {op for op in ops if "PyFunc" in op or "RoundRobin" in op}

@@ -1,0 +1,129 @@
+"""Run a model on a batch by length: each bucket of rows padded only to its own longest.
+
+The text servables pack every request to seq_length S (their documented
+shapes), but real requests are short: most of a [B, S] batch is padding, and
+BERT's cost grows with the padded length. `run_by_length` orders the rows by
+their real length (the input mask's sum), runs `fn` on consecutive chunks of
+`chunk_size` rows, each trimmed to its own longest row (rounded up to a
+multiple of `length_multiple`, at most S), and returns the results in the
+request's order. A batch of at most C rows (batch 1 above all) skips the
+sort, gathers and loop: one call trimmed to its longest row. Per-token outputs are padded back to S, with zeros on every
+padding position (also on padding inside a chunk, where the encoder computed
+values for positions the mask hides).
+
+Why it is exact: BERT's attention masks padding out, so a row's outputs on its
+real tokens do not depend on how far it is padded (float rounding aside:
+measured < 1e-6). The ops are core TensorFlow ops (TopKV2 for the sort,
+While, TensorList*), all in TF Serving's allowlist.
+
+  outputs = run_by_length(fn, inputs, per_token=("sequence_output",))
+
+Shape legend: B = batch, S = seq_length, C = chunk_size, s = a chunk's length.
+"""
+from typing import Callable, Dict, Sequence
+
+from bert_hub import _keras  # noqa: F401  (legacy Keras before tensorflow loads)
+
+import tensorflow as tf
+
+# Measured on all-MiniLM-L6-v2, 2 cores (benchmarks/README.md): 8 rows per
+# chunk keeps the matmuls large enough (8 x ~30 tokens) while each chunk's
+# length follows the sorted lengths closely.
+CHUNK_SIZE = 8
+# Lengths rounded up to a multiple of 8: fewer distinct shapes (oneDNN caches
+# its kernels per shape) for at most 7 positions of padding per row.
+LENGTH_MULTIPLE = 8
+MASK = "input_mask"
+
+
+def _trim(inputs: Dict[str, tf.Tensor], length) -> Dict[str, tf.Tensor]:
+  return {k: v[:, :length] for k, v in inputs.items()}  # [b, s] each
+
+
+def _rounded_max(mask, length_multiple: int, seq_length):
+  """The longest row of mask [b, S], rounded up, at most S: int32 scalar."""
+  longest = tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1))
+  rounded = (longest + length_multiple - 1) // length_multiple * length_multiple
+  return tf.maximum(tf.minimum(rounded, seq_length), 1)
+
+
+def run_by_length(fn: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]],
+                  inputs: Dict[str, tf.Tensor], *, per_token: Sequence[str] = (),
+                  chunk_size: int = CHUNK_SIZE,
+                  length_multiple: int = LENGTH_MULTIPLE) -> Dict[str, tf.Tensor]:
+  """fn's outputs for `inputs`, computed chunk by chunk on trimmed rows.
+
+  Args:
+    fn: dict of int tensors [b, s] (the keys of `inputs`) -> dict of tensors,
+      each [b, ...] (one row per input row) or, for the names in `per_token`,
+      [b, s, ...]. Traced once (a tf.function, no autograph) and called from
+      a tf.cond branch and a tf.while_loop body: it must not create variables.
+    inputs: dict of int tensors [B, S], right-padded; one of them is
+      "input_mask" (1 on tokens, 0 on padding). S static or dynamic.
+    per_token: the output names that have a position axis (axis 1).
+    chunk_size: C, rows per chunk.
+    length_multiple: a chunk's length is its longest row rounded up to this.
+
+  Returns:
+    fn's outputs for all B rows, in the order of `inputs`; per-token outputs
+    [B, S, ...] with zeros where the mask is 0.
+  """
+  mask = inputs[MASK]  # [B, S]
+  batch = tf.shape(mask)[0]
+  seq_length = tf.shape(mask)[1]
+  # fn traced once; the one-chunk branch and the loop's body call that graph.
+  call = tf.function(fn, autograph=False).get_concrete_function(
+      {k: tf.TensorSpec([None, None], v.dtype, name=k) for k, v in inputs.items()})
+  spec = {k: (v.dtype, v.shape[1:]) for k, v in call.structured_outputs.items()}
+
+  def one_chunk():  # B <= C: no order needed, one call trimmed to the longest row
+    length = _rounded_max(mask, length_multiple, seq_length)
+    return _pad_back(call(_trim(inputs, length)), mask, per_token)
+
+  def by_length():
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [B]
+    order = tf.argsort(lengths, stable=True)  # [B], shortest first
+    ordered = {k: tf.gather(v, order) for k, v in inputs.items()}  # [B, S] each
+    chunks = (batch + chunk_size - 1) // chunk_size
+
+    def body(i, arrays):
+      start = i * chunk_size
+      rows = {k: v[start:start + chunk_size] for k, v in ordered.items()}  # [c, S]
+      length = _rounded_max(rows[MASK], length_multiple, seq_length)
+      out = _pad_back(call(_trim(rows, length)), rows[MASK], per_token)
+      return i + 1, {k: arrays[k].write(i, out[k]) for k in arrays}
+
+    arrays = {k: tf.TensorArray(dtype, size=chunks, infer_shape=False,
+                                element_shape=tf.TensorShape([None]).concatenate(
+                                    [None] + shape[1:] if k in per_token else shape))
+              for k, (dtype, shape) in spec.items()}
+    _, arrays = tf.while_loop(lambda i, _: i < chunks, body, (tf.constant(0), arrays),
+                              parallel_iterations=1)
+    restore = tf.math.invert_permutation(order)  # [B]: request row j is ordered row restore[j]
+    return {k: tf.gather(a.concat(), restore) for k, a in arrays.items()}  # [B, ...]
+
+  if mask.shape[0] is not None and mask.shape[0] <= chunk_size:
+    return one_chunk()
+  out = tf.cond(batch <= chunk_size, one_chunk, by_length)
+  for name in per_token:
+    if isinstance(mask.shape[1], int):
+      out[name] = tf.ensure_shape(out[name], [None, mask.shape[1]] + out[name].shape[2:].as_list())
+  return out
+
+
+def _pad_back(out: Dict[str, tf.Tensor], mask, per_token) -> Dict[str, tf.Tensor]:
+  """Per-token outputs [b, s, ...] -> [b, S, ...] (S = mask's), zeros off the mask."""
+  out = dict(out)
+  seq_length = tf.shape(mask)[1]
+  for name in per_token:
+    x = out[name]  # [b, s, ...]
+    pad = tf.concat([[[0, 0], [0, seq_length - tf.shape(x)[1]]],
+                     tf.zeros([x.shape.rank - 2, 2], tf.int32)], axis=0)  # [rank, 2]
+    x = tf.pad(x, pad)  # [b, S, ...]
+    weights = tf.cast(mask, x.dtype)  # [b, S]
+    x = x * tf.reshape(weights, tf.concat(
+        [tf.shape(weights), tf.ones([x.shape.rank - 2], tf.int32)], 0))  # [b, S, 1...]
+    if isinstance(mask.shape[1], int):
+      x = tf.ensure_shape(x, [None, mask.shape[1]] + x.shape[2:].as_list())
+    out[name] = x
+  return out

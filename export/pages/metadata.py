@@ -1,0 +1,73 @@
+"""The parts of bert_hub.json every export shares, and writing nothing else.
+
+Every export with a page writes `bert_hub.json` beside its SavedModel: the
+machine-readable record. Each kind adds its own keys to `common(...)`:
+
+  bert_hub_metadata   the file's format number (METADATA_FORMAT)
+  kind                "encoder", "text-embedding", ...
+  checkpoint          path, format, and size and SHA-256 of each file read
+  packages            versions of the stack that wrote it
+  verification        what was compared after reload, and the largest difference
+  exported_at         UTC time
+"""
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import os
+from typing import Optional, Sequence
+
+PAGE_FILE = "README.md"
+METADATA_FILE = "bert_hub.json"
+METADATA_FORMAT = 1  # bump when bert_hub.json changes incompatibly
+PACKAGES = ("tensorflow", "tensorflow-text", "tf-keras", "tensorflow-hub",
+            "tf-models-official", "bert-hub")
+
+
+def package_versions(names: Sequence[str] = PACKAGES) -> dict:
+  """Installed versions of `names` (None for a package not installed)."""
+  out = {}
+  for name in names:
+    try:
+      out[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      out[name] = None
+  return out
+
+
+def file_digest(path: str) -> dict:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return dict(path=os.path.abspath(path), bytes=os.path.getsize(path),
+              sha256=h.hexdigest())
+
+
+def file_digests(paths) -> list:
+  """[file_digest(path) for each path]."""
+  return [file_digest(path) for path in paths]
+
+
+def common(*, kind: str, source, verification: dict,
+           packages: Optional[dict] = None, digests: Optional[list] = None) -> dict:
+  """The keys every bert_hub.json has; `source` is a checkpoints.Weights or None."""
+  out = {"bert_hub_metadata": METADATA_FORMAT, "kind": kind}
+  if source is not None:
+    out["checkpoint"] = {
+        "path": os.path.abspath(source.source),
+        "format": source.format,
+        # as stored (bfloat16, float16 ...); the SavedModel's weights are float32
+        "dtype": getattr(source, "dtype", "float32"),
+        "pooler": getattr(source, "has_pooler", True),  # False: no pooled_output
+        "files": file_digests(source.files) if digests is None else digests,
+    }
+  out["packages"] = package_versions() if packages is None else packages
+  out["verification"] = dict(verification)
+  out["exported_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec="seconds")
+  return out
+
+
+def dumps(meta: dict) -> str:
+  return json.dumps(meta, indent=2, ensure_ascii=False) + "\n"

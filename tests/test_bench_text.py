@@ -1,0 +1,77 @@
+"""The text-embedding servable against the benchmark's peers (benchmarks/text.py),
+on the benchmark's own sentences: all-MiniLM-L6-v2, real weights (slow).
+
+References, independent of our graph: SentenceTransformer(dir).encode (PyTorch)
+and ONNX Runtime running the Hugging Face BertModel exported by
+torch.onnx.export (HF fast tokenizer, mean pooling + normalize in numpy). The
+ONNX test is skipped without onnxruntime (a bench-only extra: pip install .[bench]).
+"""
+import bert_hub  # noqa: F401  (legacy Keras first)
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the TF Text ops)
+
+from benchmarks import text
+from export import lib
+from tests import fixtures
+
+pytestmark = pytest.mark.slow
+TOLERANCE = 1e-5  # float32, per element of L2-normalized embeddings
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+  """The published MiniLM exported float32 and bfloat16 (default seq_length),
+  and the benchmark's sentences: short ones and texts filling 128 tokens."""
+  root = tmp_path_factory.mktemp("bench_text")
+  paths = {p: lib.export_text_embedding(checkpoint=fixtures.minilm_dir(),
+                                         output_dir=str(root / p), serving_precision=p,
+                                         report=lib.quiet_report).path
+           for p in ("float32", "bfloat16")}
+  loads, short = text.workloads(count=96)
+  sentences = short + loads["full128"][1][0][:8] + ["", "x"]
+  embed = tf.saved_model.load(paths["float32"]).signatures["serving_default"]
+  ours = np.concatenate([embed(sentences=tf.constant(sentences[i:i + 32]))["embedding"]
+                         .numpy() for i in range(0, len(sentences), 32)])
+  return dict(root=root, paths=paths, sentences=sentences, ours=ours)
+
+
+def test_equals_sentence_transformers(minilm):
+  from sentence_transformers import SentenceTransformer  # pylint: disable=g-import-not-at-top
+  model = SentenceTransformer(fixtures.minilm_dir(), device="cpu")
+  want = model.encode(minilm["sentences"], batch_size=32, convert_to_numpy=True)
+  np.testing.assert_allclose(minilm["ours"], want, rtol=0, atol=TOLERANCE)
+
+
+def test_equals_onnx_runtime(minilm):
+  ort = pytest.importorskip(
+      "onnxruntime", reason="onnxruntime is a bench-only extra: pip install .[bench]")
+  import transformers  # pylint: disable=g-import-not-at-top
+  path = str(minilm["root"] / "minilm.onnx")
+  text.export_onnx(fixtures.minilm_dir(), path)
+  session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+  tokenizer = transformers.AutoTokenizer.from_pretrained(fixtures.minilm_dir())
+  got = []
+  for i in range(0, len(minilm["sentences"]), 32):
+    enc = tokenizer(minilm["sentences"][i:i + 32], padding=True, truncation=True,
+                    max_length=256, return_tensors="np")
+    hidden = session.run(None, {k: enc[k].astype(np.int64) for k in (
+        "input_ids", "attention_mask", "token_type_ids")})[0]  # [b, T, H]
+    got.append(text._normalized_mean(hidden, enc["attention_mask"]))  # pylint: disable=protected-access
+  np.testing.assert_allclose(minilm["ours"], np.concatenate(got), rtol=0, atol=TOLERANCE)
+
+
+def test_bfloat16_cosine_to_float32(minilm):
+  """--serving-precision bfloat16 on real sentences: cosine >= 0.9999 to float32."""
+  loaded = tf.saved_model.load(minilm["paths"]["bfloat16"])
+  sentences = minilm["sentences"]
+  got = np.concatenate([loaded.signatures["serving_default"](
+      sentences=tf.constant(sentences[i:i + 32]))["embedding"].numpy()
+                        for i in range(0, len(sentences), 32)])
+  cosine = np.sum(got * minilm["ours"], axis=1)  # both L2-normalized
+  assert cosine.min() >= 0.9999, cosine.min()
+  float32 = loaded.signatures["serving_float32"](sentences=tf.constant(sentences[:32]))
+  np.testing.assert_allclose(float32["embedding"], minilm["ours"][:32], rtol=0,
+                             atol=TOLERANCE)

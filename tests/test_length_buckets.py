@@ -1,0 +1,53 @@
+"""bert_hub/length_buckets.py: run_by_length equals the fixed-length computation.
+
+The independent reference is the same function called once on the whole
+batch padded to S (numpy comparison); fn here is a small masked model whose
+outputs on real tokens do not depend on the padding, as BERT's.
+"""
+import bert_hub  # noqa: F401  (legacy Keras first)
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_hub import length_buckets
+
+S, H = 20, 4
+WEIGHTS = tf.constant(np.random.RandomState(0).randn(50, H).astype(np.float32))
+
+
+def fn(inputs):
+  """[b, s] ids and mask -> per-token cumulative sums [b, s, H], a pooled sum
+  [b, H] and the length it was called with [b]."""
+  x = tf.gather(WEIGHTS, inputs["input_word_ids"])  # [b, s, H]
+  x *= tf.cast(inputs["input_mask"], tf.float32)[..., tf.newaxis]  # [b, s, H]
+  return {"tokens": tf.cumsum(x, axis=1), "pooled": tf.reduce_sum(x, axis=1),
+          "called_length": tf.fill(tf.shape(x)[:1], tf.shape(x)[1])}
+
+
+@tf.function(input_signature=[{k: tf.TensorSpec([None, S], tf.int32)
+                               for k in ("input_word_ids", "input_mask")}])
+def by_length(inputs):
+  return length_buckets.run_by_length(fn, inputs, per_token=("tokens",), chunk_size=3)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 7, 10, 31])
+def test_equals_the_fixed_length_computation_in_request_order(batch):
+  rng = np.random.RandomState(batch)
+  lengths = rng.randint(0, S + 1, size=batch)
+  lengths[0] = 0  # an empty row
+  mask = (np.arange(S)[np.newaxis] < lengths[:, np.newaxis]).astype(np.int32)  # [B, S]
+  ids = rng.randint(1, 50, size=(batch, S)).astype(np.int32) * mask  # [B, S]
+  feeds = {"input_word_ids": tf.constant(ids), "input_mask": tf.constant(mask)}
+  got = by_length(feeds)
+  want = fn(feeds)
+  assert got["tokens"].shape == (batch, S, H)
+  np.testing.assert_allclose(got["tokens"], want["tokens"].numpy() * mask[..., np.newaxis],
+                             atol=1e-6)
+  np.testing.assert_allclose(got["pooled"], want["pooled"], atol=1e-6)
+  called = got["called_length"].numpy()
+  # Each row ran trimmed: at most its chunk's longest row rounded up to 8 (<= S).
+  assert np.all(called <= S) and np.all(called >= np.minimum(
+      (lengths + 7) // 8 * 8, S))
+  if batch > 3:
+    assert called.min() < S or lengths.max() > 16  # some chunk was trimmed

@@ -1,0 +1,141 @@
+"""export/pipeline.py and export/verify.py: the one orchestration, on a toy kind.
+
+The kind here is a tf.Module computing y = 2x + b with a one-input signature,
+so each step of `pipeline.run` can be watched and broken on purpose: a kind
+whose reloaded output differs, or whose warmup request the signature refuses,
+publishes nothing.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import bert_hub  # noqa: F401  (legacy Keras first)
+from bert_hub.errors import BertHubError, ExportVerificationError
+from export import pipeline, verify
+
+import tensorflow as tf  # pylint: disable=wrong-import-order
+
+
+class _Affine(tf.Module):
+
+  def __init__(self, bias):
+    super().__init__()
+    self.b = tf.Variable(bias, dtype=tf.float32)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+  def __call__(self, x):
+    return {"y": 2.0 * x + self.b}
+
+
+class _Kind(pipeline.ExportKind):
+  noun = "toy"
+  compared = "y on three values"
+
+  def __init__(self, *, reference_bias=1.0, warmup_feeds=None, steps=None):
+    self.module = _Affine(1.0)
+    self.reference_bias = reference_bias
+    self.warmup_feeds = warmup_feeds or {"x": np.array([1.0], np.float32)}
+    self.steps = steps if steps is not None else []
+    self.x = np.array([0.0, 1.0, -3.5], np.float32)
+
+  def build(self, stage, clock):
+    self.steps.append("build")
+    return pipeline.Built(obj=self.module,
+                          signatures={"serving_default": self.module.__call__})
+
+  def reference(self):
+    self.steps.append("reference")
+    return 2.0 * self.x + self.reference_bias
+
+  def release(self):
+    self.steps.append("release")
+
+  def checks(self, loaded, reference):
+    self.steps.append("checks")
+    return [verify.Check("serving_default y",
+                         loaded.signatures["serving_default"](x=tf.constant(self.x))["y"],
+                         reference)]
+
+  def warmup_requests(self):
+    self.steps.append("warmup")
+    return {"serving_default": [self.warmup_feeds]}
+
+  def files(self, *, model_path, verification, digests):
+    self.steps.append("files")
+    return {"page.md": f"# {model_path}\n",
+            "meta.json": json.dumps(verification.to_dict())}
+
+
+def _run(kind, output_dir, report=None):
+  lines = []
+  clock = pipeline.Clock(report or (lambda stage, detail: lines.append(stage)))
+  return pipeline.run(kind, output_dir=str(output_dir), version=1, overwrite=False,
+                      clock=clock), lines
+
+
+def test_steps_run_in_order_and_the_export_is_complete(tmp_path):
+  steps = []
+  result, stages = _run(_Kind(steps=steps), tmp_path)
+  assert steps == ["build", "reference", "release", "checks", "warmup", "files"]
+  assert stages == ["tracing", "writing", "verifying", "warmup", "model page", "done"]
+  assert result.path == str(tmp_path / "1") and result.version == 1
+  assert result.max_diff == 0.0
+  assert {"saved_model.pb", "variables", "page.md", "meta.json", "assets.extra"} <= set(
+      os.listdir(result.path))
+  loaded = tf.saved_model.load(result.path)
+  assert np.allclose(loaded(tf.constant([3.0]))["y"].numpy(), [7.0])
+  assert json.loads(open(os.path.join(result.path, "meta.json")).read())["passed"]
+
+
+def test_a_reloaded_difference_publishes_nothing(tmp_path):
+  # |b - 2| = 1 everywhere; the largest |want| is |2 * -3.5 + 2| = 5.
+  with pytest.raises(ExportVerificationError, match=r"serving_default y: 0.2 > 5e-05 \(scaled\)"):
+    _run(_Kind(reference_bias=2.0), tmp_path)
+  assert os.listdir(tmp_path) == []
+
+
+def test_a_warmup_request_the_signature_refuses_publishes_nothing(tmp_path):
+  bad = _Kind(warmup_feeds={"x": np.array([[1.0]], np.float32)})  # rank 2
+  with pytest.raises(BertHubError, match="warmup request 0"):
+    _run(bad, tmp_path)
+  assert os.listdir(tmp_path) == []
+
+
+def test_checks_measure_each_kind_of_difference():
+  want = np.array([[1.0, 2.0], [3.0, 40.0]])
+  assert verify.Check("a", want + 1e-4, want).difference() == pytest.approx(1e-4 / 40)
+  assert verify.Check("a", want[:1], want).difference() == float("inf")  # shape
+  assert verify.Check("ids", [1, 2], [1, 2], measure="exact").difference() == 0.0
+  assert verify.Check("ids", [1, 3], [1, 2], measure="exact").difference() == float("inf")
+  assert verify.Check("bf16", want * 1.01, want, measure="relative").difference() == (
+      pytest.approx(0.01))
+  with pytest.raises(ExportVerificationError) as e:
+    verify.check_all("DIR", [verify.Check("one", [1.0], [1.1]),
+                             verify.Check("two", [1], [2], measure="exact"),
+                             verify.Check("three", [1.0], [1.0])], compared="x")
+  assert "one: 0.0909 > 5e-05 (scaled)" in str(e.value)  # 0.1 / 1.1 and "two: not equal" in str(e.value)
+  assert "three" not in str(e.value)
+
+
+def test_after_save_changes_the_files_before_they_are_reloaded(tmp_path):
+  """ExportKind.after_save: e.g. a SignatureDef method name save() cannot write."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  from export.serving import files  # pylint: disable=g-import-not-at-top
+
+  class _Renaming(_Kind):
+    def after_save(self, stage):
+      self.steps.append("after_save")
+      assert os.path.isfile(os.path.join(stage, "saved_model.pb"))
+      path = os.path.join(stage, "saved_model.pb")
+      proto = saved_model_pb2.SavedModel.FromString(open(path, "rb").read())
+      proto.meta_graphs[0].signature_def["serving_default"].method_name = "renamed"
+      with open(path, "wb") as f:
+        f.write(proto.SerializeToString())
+
+  steps = []
+  result, _ = _run(_Renaming(steps=steps), tmp_path)
+  assert steps == ["build", "reference", "after_save", "release", "checks", "warmup",
+                   "files"]
+  assert files.signature_def(result.path, "serving_default").method_name == "renamed"
