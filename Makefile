@@ -18,13 +18,17 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m export.demo --output models
 
-# The whole suite, slow tests included (CI runs this).
+# The whole suite, slow tests included (CI runs this): one worker process per
+# core (pytest-xdist), each test module's fixtures made once (--dist loadscope);
+# the 25 slowest tests are listed at the end.
+PYTEST := $(PY) -m pytest -q -n auto --dist loadscope --durations=25
+
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
 # Everything but the tests marked slow.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"

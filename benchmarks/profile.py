@@ -4,7 +4,9 @@
 
 Loads each SavedModel's `serve` tag into a tf.compat.v1 Session (what TF
 Serving does, grappler and oneDNN rewrites included), times `serving_default`
-on full-length random ids (as benchmarks.run does), then traces one call and prints, per op type after
+on full-length random ids (as benchmarks.run does; a text servable, whose
+signature takes `sentences`, on short real sentences as benchmarks/text.py's),
+then traces one call and prints, per op type after
 the rewrites, how many ran and their summed time. Ops that run at the same
 time (two cores) both count, so the sum can exceed the call's wall time. Use
 it to compare two exports' optimized graphs (e.g. ours and the reference in
@@ -20,15 +22,26 @@ from bert_hub import _keras  # noqa: F401  (tf_keras before tensorflow)
 from benchmarks.tasks import _random_inputs, _time_calls
 
 
-def profile(path: str, *, batch: int, seq_length: int, calls: int, top: int) -> str:
+def profile(path: str, *, batch: int, seq_length: int, calls: int, top: int,
+            intra: int = 0, inter: int = 0) -> str:
   """A text report for one SavedModel (see the module docstring)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_text  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   feeds = _random_inputs(batch, seq_length)  # what benchmarks.run's infer feeds
-  lines = [f"== {path}: serving_default, batch {batch}, seq {seq_length}"]
-  with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess:
+  lines = [f"== {path}: serving_default, batch {batch}, seq {seq_length}, "
+           f"intra {intra or 'default'}, inter {inter or 'default'}"]
+  config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra,
+                                    inter_op_parallelism_threads=inter)
+  with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph,
+                                                              config=config) as sess:
     meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
     signature = meta.signature_def["serving_default"]
     names = {"input_type_ids": "segment_ids"} if "segment_ids" in signature.inputs else {}
+    if "sentences" in signature.inputs:  # a text servable: short real sentences
+      from benchmarks.text import workloads  # pylint: disable=g-import-not-at-top
+      _, short = workloads()
+      feeds = {"sentences": [s.encode() for s in short[:batch]]}
+      lines[0] = lines[0].replace(f"seq {seq_length}", "short real sentences")
     feed = {signature.inputs[names.get(k, k)].name: v for k, v in feeds.items()}
     fetches = [v.name for v in signature.outputs.values()]
     times = _time_calls(lambda: sess.run(fetches, feed), warmup=2, iters=calls)
@@ -59,13 +72,18 @@ def main(argv=None):
   parser.add_argument("--seq-length", type=int, default=128)
   parser.add_argument("--calls", type=int, default=3, help="timed calls (median)")
   parser.add_argument("--top", type=int, default=15, help="op types listed")
+  parser.add_argument("--intra", type=int, default=0,
+                      help="intra-op threads (TF Serving --tensorflow_intra_op_parallelism; "
+                      "0: TensorFlow's default, the cores)")
+  parser.add_argument("--inter", type=int, default=0,
+                      help="inter-op threads (--tensorflow_inter_op_parallelism)")
   args = parser.parse_args(argv)
   for path in args.paths:
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
       sys.exit(f"error: no SavedModel: expected a folder with saved_model.pb; "
                f"received {path}; fix: pass DIR/<version> of an export")
     print(profile(path, batch=args.batch, seq_length=args.seq_length, calls=args.calls,
-                  top=args.top))
+                  top=args.top, intra=args.intra, inter=args.inter))
 
 
 if __name__ == "__main__":

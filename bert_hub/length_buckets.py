@@ -26,9 +26,10 @@ from bert_hub import _keras  # noqa: F401  (legacy Keras before tensorflow loads
 
 import tensorflow as tf
 
-# Measured on all-MiniLM-L6-v2, 2 cores (benchmarks/README.md): 8 rows per
-# chunk keeps the matmuls large enough (8 x ~30 tokens) while each chunk's
-# length follows the sorted lengths closely.
+# 8 rows per chunk: the matmuls stay reasonably large (8 rows x ~30 tokens of
+# short sentences) while each chunk's length follows the sorted lengths
+# closely. A design choice, not tuned: other sizes were not measured yet
+# (benchmarks/README.md has the runs made with 8).
 CHUNK_SIZE = 8
 # Lengths rounded up to a multiple of 8: fewer distinct shapes (oneDNN caches
 # its kernels per shape) for at most 7 positions of padding per row.
