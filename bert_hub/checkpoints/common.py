@@ -106,3 +106,11 @@ def open_tf_checkpoint(prefix):
         "unreadable checkpoint", expected="a complete TF checkpoint",
         received=f"{prefix}: {str(e).splitlines()[0][:200]}",
         fix="copy the checkpoint again; the files are truncated or damaged") from None
+
+
+def unreadable_safetensors(path: str, error: Exception) -> BertHubError:
+  """The one error for a safetensors file that cannot be read (truncated, damaged)."""
+  return BertHubError(
+      "unreadable safetensors file", expected="a complete model.safetensors",
+      received=f"{path}: {type(error).__name__}: {str(error).splitlines()[0][:200]}",
+      fix="copy the file again, or save it anew with save_pretrained")

@@ -36,7 +36,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from bert_hub.checkpoints import Weights, names, resolve
-from bert_hub.checkpoints.common import open_tf_checkpoint, read_tf_tensor
+from bert_hub.checkpoints.common import (open_tf_checkpoint, read_tf_tensor,
+                                         unreadable_safetensors)
 from bert_hub.config import BertConfig
 from bert_hub.errors import BertHubError, CheckpointMismatchError
 
@@ -192,10 +193,7 @@ def _read_hf(path: str, config: BertConfig):
   except BertHubError:
     raise
   except Exception as e:  # safetensors raises its own error types, and OSError
-    raise BertHubError(
-        "unreadable safetensors file", expected="a complete model.safetensors",
-        received=f"{path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}",
-        fix="copy the file again, or save it anew with save_pretrained") from None
+    raise unreadable_safetensors(path, e) from None
   arrays = _match_head(source, fmt="hf", hidden=config.hidden_size, path=path,
                        head_keys=head_keys)
   return (arrays,) + _hf_labels_and_function(path, arrays)

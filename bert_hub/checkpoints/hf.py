@@ -15,7 +15,7 @@ import struct
 import ml_dtypes  # noqa: F401  (registers numpy's "bfloat16", which safetensors asks for)
 
 from bert_hub.checkpoints import names
-from bert_hub.checkpoints.common import match_named
+from bert_hub.checkpoints.common import match_named, unreadable_safetensors
 from bert_hub.errors import BertHubError
 
 
@@ -41,10 +41,7 @@ def read(path, config, *, with_mlm):
   except BertHubError:
     raise
   except Exception as e:  # safetensors raises its own error types, and OSError
-    raise BertHubError(
-        "unreadable safetensors file", expected="a complete model.safetensors",
-        received=f"{path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}",
-        fix="copy the file again, or save it anew with save_pretrained") from None
+    raise unreadable_safetensors(path, e) from None
   return match_named(source, config, fmt="hf", with_mlm=with_mlm,
                      encoder_keys=encoder_keys, path=path,
                      layer_pattern=r"encoder\.layer\.(\d+)\.")
