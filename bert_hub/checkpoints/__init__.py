@@ -28,6 +28,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from bert_hub.checkpoints import h5, hf, names, tf1, tf2
+from bert_hub.checkpoints.common import check_finite
 from bert_hub.config import BertConfig
 from bert_hub.errors import BertHubError
 
@@ -113,12 +114,7 @@ def read_weights(checkpoint: str, config: BertConfig, *,
   fmt, path, files = resolve(checkpoint, checkpoint_format)
   reader = {"hf": hf, "hf_h5": h5, "tf1": tf1, "tf2": tf2}[fmt]
   arrays = reader.read(path, config, with_mlm=with_mlm)
-  bad = sorted(k for k, v in arrays.items() if not np.all(np.isfinite(v)))
-  if bad:
-    raise BertHubError(
-        f"non-finite weights in {path}", expected="finite float weights",
-        received=f"NaN or Inf in {len(bad)}: {', '.join(bad)}",
-        fix="the checkpoint is corrupt or diverged; export a healthy one")
+  check_finite(arrays, path)
   stored = getattr(reader, "stored_dtype", lambda _: "float32")(path)
   has_pooler = all(w.canonical in arrays for w in names.POOLER)
   return Weights(arrays=arrays, source=path, format=fmt, files=files, dtype=stored,

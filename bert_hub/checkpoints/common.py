@@ -114,3 +114,13 @@ def unreadable_safetensors(path: str, error: Exception) -> BertHubError:
       "unreadable safetensors file", expected="a complete model.safetensors",
       received=f"{path}: {type(error).__name__}: {str(error).splitlines()[0][:200]}",
       fix="copy the file again, or save it anew with save_pretrained")
+
+
+def check_finite(arrays: Mapping[str, np.ndarray], path: str) -> None:
+  """Refuses NaN or Inf in any of `arrays` (canonical name -> array), naming them all."""
+  bad = sorted(k for k, v in arrays.items() if not np.all(np.isfinite(v)))
+  if bad:
+    raise BertHubError(
+        f"non-finite weights in {path}", expected="finite float weights",
+        received=f"NaN or Inf in {len(bad)}: {', '.join(bad)}",
+        fix="the checkpoint is corrupt or diverged; export a healthy one")

@@ -36,8 +36,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from bert_hub.checkpoints import Weights, names, resolve
-from bert_hub.checkpoints.common import (open_tf_checkpoint, read_tf_tensor,
-                                         unreadable_safetensors)
+from bert_hub.checkpoints.common import (check_finite, open_tf_checkpoint,
+                                         read_tf_tensor, unreadable_safetensors)
 from bert_hub.config import BertConfig
 from bert_hub.errors import BertHubError, CheckpointMismatchError
 
@@ -141,12 +141,7 @@ def _match_head(source: Dict[str, np.ndarray], *, fmt: str, hidden: int, path: s
         f"{bias_key} [N], and no other weights beside the encoder",
         fix=f"pass the fine-tuned checkpoint as saved (its head is exactly "
         f"{kernel_key} and {bias_key})")
-  bad = sorted(k for k, v in out.items() if not np.all(np.isfinite(v)))
-  if bad:
-    raise BertHubError(
-        f"non-finite weights in {path}", expected="finite float weights",
-        received=f"NaN or Inf in {', '.join(bad)}",
-        fix="the checkpoint is corrupt or diverged; export a healthy one")
+  check_finite(out, path)
   return out
 
 
