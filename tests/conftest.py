@@ -46,3 +46,58 @@ def hf_dir(tmp_path_factory):
   fixtures.write_hf_checkpoint(folder, fixtures.tiny_config(), pretraining=False)
   fixtures.write_vocab(folder)
   return folder
+
+
+# ----------------------------------------------- made once per run, shared by workers
+#
+# `make test` runs one pytest-xdist worker per core; a session fixture is made
+# once per worker. The real-weights exports below are made once per RUN: the
+# first worker to ask makes it under a file lock in the run's shared temp
+# directory, the others wait and reuse it. Tests must not change them.
+
+
+@pytest.fixture(scope="session")
+def run_shared(tmp_path_factory, request):
+  """A directory all xdist workers of this run share (a session's own without xdist)."""
+  base = tmp_path_factory.getbasetemp()
+  worker = hasattr(request.config, "workerinput")  # set in xdist workers only
+  root = (base.parent if worker else base) / "shared"
+  root.mkdir(exist_ok=True)
+  return root
+
+
+def made_once(shared, name: str, make):
+  """shared/name, made by `make(path)` in the first worker that asks, under a lock."""
+  import filelock  # pylint: disable=g-import-not-at-top
+  path = shared / name
+  done = shared / f"{name}.done"
+  with filelock.FileLock(str(shared / f"{name}.lock")):
+    if not done.exists():
+      import shutil  # pylint: disable=g-import-not-at-top
+      shutil.rmtree(path, ignore_errors=True)  # what a failed attempt left
+      make(path)
+      done.touch()
+  return path
+
+
+@pytest.fixture(scope="session")
+def minilm_demo(run_shared):
+  """`python -m export.demo --output DIR` run once (the README's main job).
+
+  {"output": DIR, "printed": what it printed}: DIR holds minilm_l6_encoder/3,
+  minilm_l6_preprocess/3 and minilm_l6_embed/1 (the published MiniLM as a
+  text-embedding servable with the default options), the real-weights exports
+  other tests reuse.
+  """
+  def make(path):
+    import contextlib  # pylint: disable=g-import-not-at-top
+    import io  # pylint: disable=g-import-not-at-top
+    from export import demo  # pylint: disable=g-import-not-at-top
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+      assert demo.main(["--output", str(path / "models")]) == 0
+    (path / "printed.txt").write_text(printed.getvalue(), encoding="utf-8")
+
+  path = made_once(run_shared, "minilm_demo", make)
+  return {"output": path / "models",
+          "printed": (path / "printed.txt").read_text(encoding="utf-8")}

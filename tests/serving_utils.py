@@ -10,6 +10,9 @@ embedded TF Text ops registered, and nothing else: no Python objects of ours.
 in a child process that imports neither bert_hub nor the test's modules, and
 imports tensorflow_text only if the model uses an op that core TensorFlow does
 not register. Arrays go in and out through .npz files in a temp directory.
+`run_many_in_serving_sessions` runs many signatures of many SavedModels in one
+such child (one session per SavedModel): use it wherever a test module serves
+more than one signature.
 
 This file is also the child's script (`python serving_utils.py --child ...`), so
 at module level it imports only the standard library and numpy.
@@ -88,9 +91,40 @@ def run_signature_in_serving_session(saved_model_dir, feeds, signature_name="ser
   return results if many else results[0]
 
 
-def _child(saved_model_dir, signature_name, inputs, outputs, info, count) -> int:
-  """The child process: TensorFlow alone, as in the model server."""
-  import tensorflow as tf
+def run_many_in_serving_sessions(jobs):
+  """Runs many (saved_model_dir, signature_name, [feeds, ...]) in ONE fresh process.
+
+  As run_signature_in_serving_session runs each, except that all jobs share
+  one child process, and the jobs on one SavedModel share one session (as TF
+  Serving serves every signature of a version from one session), in the
+  order given. One process start and one load per model instead of one per
+  signature: the test suite's serving checks cost seconds, not minutes.
+
+  Returns one list of output dicts per job, in the order of `jobs`.
+  """
+  with tempfile.TemporaryDirectory(prefix="serving_sessions_") as tmp:
+    specs = []
+    for i, (path, signature, requests) in enumerate(jobs):
+      inputs, outputs = os.path.join(tmp, f"in{i}.npz"), os.path.join(tmp, f"out{i}.npz")
+      _save_npz(inputs, requests)
+      specs.append([os.fspath(path), signature, inputs, outputs, len(requests)])
+    with open(os.path.join(tmp, "jobs.json"), "w", encoding="utf-8") as f:
+      json.dump(specs, f)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_USE_LEGACY_KERAS", None)  # The server has no Keras at all.
+    result = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--many",
+         os.path.join(tmp, "jobs.json")],
+        env=env, capture_output=True, text=True, timeout=_TIMEOUT_SECONDS * 2,
+        check=False)
+    if result.returncode != 0:
+      raise RuntimeError(f"running {len(jobs)} signatures in TF1 sessions failed "
+                         f"(exit {result.returncode}):\n{result.stderr[-6000:]}")
+    return [_load_npz(spec[3], spec[4]) for spec in specs]
+
+
+def _ops_not_in_core(saved_model_dir) -> list:
+  """Op types of the SavedModel that core TensorFlow does not register."""
   from tensorflow.core.protobuf import saved_model_pb2
   from tensorflow.python.framework import op_def_registry
 
@@ -103,29 +137,57 @@ def _child(saved_model_dir, signature_name, inputs, outputs, info, count) -> int
     for function in meta_graph.graph_def.library.function:
       functions.add(function.signature.name)
       op_types.update(node.op for node in function.node_def)
-  not_in_core = sorted(op for op in op_types - functions
-                       if op_def_registry.get(op) is None)
+  return sorted(op for op in op_types - functions if op_def_registry.get(op) is None)
+
+
+def _run_in_session(sess, meta_graph, signature_name, requests) -> list:
+  signature = meta_graph.signature_def[signature_name]
+  fetches = {name: info.name for name, info in signature.outputs.items()}
+  results = []
+  for request in requests:
+    if set(request) != set(signature.inputs):
+      raise ValueError(f"feeds {sorted(request)} do not match the signature's "
+                       f"inputs {sorted(signature.inputs)}")
+    feed_dict = {signature.inputs[name].name: value for name, value in request.items()}
+    results.append(sess.run(fetches, feed_dict=feed_dict))
+  return results
+
+
+def _child(saved_model_dir, signature_name, inputs, outputs, info, count) -> int:
+  """The child process: TensorFlow alone, as in the model server."""
+  import tensorflow as tf
+  not_in_core = _ops_not_in_core(saved_model_dir)
   if not_in_core:
     import tensorflow_text  # noqa: F401  (the server has TF Text ops registered)
-
   requests = _load_npz(inputs, count)
-  results = []
   with tf.compat.v1.Session(graph=tf.Graph()) as sess:
     meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], saved_model_dir)
-    signature = meta_graph.signature_def[signature_name]
-    fetches = {name: info.name for name, info in signature.outputs.items()}
-    for request in requests:
-      if set(request) != set(signature.inputs):
-        raise ValueError(f"feeds {sorted(request)} do not match the signature's "
-                         f"inputs {sorted(signature.inputs)}")
-      feed_dict = {signature.inputs[name].name: value for name, value in request.items()}
-      results.append(sess.run(fetches, feed_dict=feed_dict))
+    results = _run_in_session(sess, meta_graph, signature_name, requests)
   _save_npz(outputs, results)
   with open(info, "w", encoding="utf-8") as f:
     json.dump({"imported_tensorflow_text": bool(not_in_core),
                "ops_not_in_core": not_in_core}, f)
   return 0
 
+
+def _many_child(jobs_file) -> int:
+  """run_many_in_serving_sessions' child: one session per SavedModel."""
+  import tensorflow as tf
+  with open(jobs_file, encoding="utf-8") as f:
+    specs = json.load(f)
+  if any(_ops_not_in_core(path) for path in {spec[0] for spec in specs}):
+    import tensorflow_text  # noqa: F401  (the server has TF Text ops registered)
+  for path in dict.fromkeys(spec[0] for spec in specs):  # first-seen order
+    with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+      meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+      for _, signature, inputs, outputs, count in (s for s in specs if s[0] == path):
+        _save_npz(outputs, _run_in_session(sess, meta_graph, signature,
+                                           _load_npz(inputs, count)))
+  return 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--many"]:
+  sys.exit(_many_child(sys.argv[2]))
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
   _dir, _signature, _inputs, _outputs, _info, _count = sys.argv[2:8]

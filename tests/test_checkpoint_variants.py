@@ -66,10 +66,9 @@ def encoded():
 
 
 @pytest.fixture(scope="module")
-def float32_export(tmp_path_factory):
-  out = tmp_path_factory.mktemp("float32")
-  return lib.export_encoder(checkpoint=fixtures.minilm_dir(), output_dir=str(out),
-                            report=lib.quiet_report).path
+def float32_export(minilm_demo):
+  """MiniLM's encoder export with the default options (the demo's)."""
+  return str(minilm_demo["output"] / "minilm_l6_encoder" / "3")
 
 
 # ------------------------------------------------------------ half precision
@@ -181,9 +180,26 @@ def h5_dirs(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["model", "classifier"])
-def test_tf_model_h5_exports_like_safetensors(tmp_path, encoded, float32_export, h5_dirs,
-                                              which):
-  path = lib.export_encoder(checkpoint=h5_dirs[which], output_dir=str(tmp_path / "out"),
+def test_tf_model_h5_reads_the_safetensors_weights(h5_dirs, which):
+  """Both h5 layouts (TFBertModel; TFBertForSequenceClassification, whose
+  encoder the encoder export takes) give exactly the safetensors' weights."""
+  from bert_hub.checkpoints import read_weights  # pylint: disable=g-import-not-at-top
+  from bert_hub.config import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config(os.path.join(fixtures.minilm_dir(), "config.json"))
+  got = read_weights(h5_dirs[which], config)
+  want = read_weights(fixtures.minilm_dir(), config)
+  assert got.format == "hf_h5" and want.format == "hf"
+  assert sorted(got.arrays) == sorted(want.arrays)
+  for name, value in want.arrays.items():
+    np.testing.assert_array_equal(got.arrays[name], value, err_msg=name)
+
+
+@pytest.mark.slow
+def test_tf_model_h5_exports_like_safetensors(tmp_path, encoded, float32_export, h5_dirs):
+  """The whole export from tf_model.h5 (the classifier's h5 through the same
+  reader is test_tf_model_h5_reads_the_safetensors_weights and the classifier
+  export below)."""
+  path = lib.export_encoder(checkpoint=h5_dirs["model"], output_dir=str(tmp_path / "out"),
                             report=lib.quiet_report).path
   got, want = _serve(path, encoded), _serve(float32_export, encoded)
   assert set(got) == set(want)

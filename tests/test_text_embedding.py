@@ -14,7 +14,7 @@ independent reference.
 
 To keep the time small, every export is made once (module-scoped fixtures) and
 all the TF1-session runs of a fixture happen in one child process
-(`_serve_all`).
+(serving_utils.run_many_in_serving_sessions).
 """
 import bert_hub  # noqa: F401  (legacy Keras first)
 
@@ -83,39 +83,7 @@ def _signatures(path):
           if not name.startswith("__")}
 
 
-_MANY_CHILD = """
-import json, sys
-sys.path.insert(0, sys.argv[2])
-import serving_utils
-for job in json.load(open(sys.argv[1])):
-  serving_utils._child(*job)
-"""
-
-
-def _serve_all(jobs):
-  """Runs many (saved_model_dir, signature_name, [feeds, ...]) in ONE fresh process.
-
-  Each job as serving_utils.run_signature_in_serving_session runs it (its own
-  tf.Graph and TF1 session, tag serve, fed by tensor names); one process
-  start instead of one per job. Returns one list of output dicts per job.
-  """
-  with tempfile.TemporaryDirectory(prefix="serve_all_") as tmp:
-    specs = []
-    for i, (path, signature, requests) in enumerate(jobs):
-      inputs, outputs = os.path.join(tmp, f"in{i}.npz"), os.path.join(tmp, f"out{i}.npz")
-      serving_utils._save_npz(inputs, requests)  # pylint: disable=protected-access
-      specs.append([str(path), signature, inputs, outputs,
-                    os.path.join(tmp, f"info{i}.json"), len(requests)])
-    with open(os.path.join(tmp, "jobs.json"), "w") as f:
-      json.dump(specs, f)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_USE_LEGACY_KERAS", None)  # the server has no Keras at all
-    result = subprocess.run(
-        [sys.executable, "-c", _MANY_CHILD, os.path.join(tmp, "jobs.json"), str(TESTS)],
-        env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert result.returncode == 0, result.stderr[-6000:]
-    return [serving_utils._load_npz(spec[3], spec[5])  # pylint: disable=protected-access
-            for spec in specs]
+_serve_all = serving_utils.run_many_in_serving_sessions
 
 
 def _assert_rows_close(got, want, *, relative=ST_RELATIVE, what=""):
@@ -177,6 +145,22 @@ def python_api(tiny):
     return mean / np.linalg.norm(mean, axis=1, keepdims=True)
 
   return dict(model=model, preprocessor=preprocessor, encode=encode, embedding=embedding)
+
+
+@pytest.fixture(scope="module")
+def loaded_tiny(tiny):
+  """tf.saved_model.load of a tiny export, once per module: kind -> object.
+
+  Each signature's first call optimizes its graph (about 1-2 s); the tests
+  that only read share one loaded object per export.
+  """
+  cache = {}
+
+  def load(kind):
+    if kind not in cache:
+      cache[kind] = tf.saved_model.load(tiny[kind])
+    return cache[kind]
+  return load
 
 
 @pytest.fixture(scope="module")
@@ -304,10 +288,10 @@ def test_warmup_for_several_signatures_is_checked_before_writing(tiny, requests,
   assert len(_warmup_records(tiny["pooler"])) == len(before)
 
 
-def test_object_api_gives_the_embedding_tensor(tiny, python_api):
+def test_object_api_gives_the_embedding_tensor(tiny, loaded_tiny, python_api):
   """tf.saved_model.load(path)(sentences) and hub.KerasLayer: [B, D] (TF Hub's
   text-embedding convention); token_embeddings and embed_pairs beside it."""
-  loaded = tf.saved_model.load(tiny["mean"])
+  loaded = loaded_tiny("mean")
   sentences = tf.constant(SENTENCES)
   want = python_api["embedding"]("mean", SENTENCES)
   embedding = loaded(sentences)
@@ -342,11 +326,11 @@ LENGTH_TOLERANCE = 1e-5  # by-length vs padded to S: float rounding only
 @pytest.mark.parametrize("kind", ["pooler", "mean"])
 @pytest.mark.parametrize("batch", [MIXED, MIXED[2:3], MIXED[:5]])
 def test_outputs_follow_length_and_equal_the_fixed_length_computation(
-    tiny, python_api, kind, batch):
+    loaded_tiny, python_api, kind, batch):
   """Every signature computes on the rows' own lengths (bert_hub/length_buckets);
   results equal the encoder run on the batch padded to S (python_api), in the
   request's order: batches of 23 (three chunks), 1 and 5 rows."""
-  loaded = tf.saved_model.load(tiny[kind])
+  loaded = loaded_tiny(kind)
   second = MIXED_SECOND[:len(batch)]
   got = loaded.signatures["serving_default"](sentences=tf.constant(batch))["embedding"]
   np.testing.assert_allclose(got, python_api["embedding"](kind, batch),
@@ -398,8 +382,8 @@ def test_bfloat16_serving_precision(tiny, tmp_path, python_api):
   np.testing.assert_allclose(loaded(tf.constant(MIXED)), want, atol=LENGTH_TOLERANCE)
 
 
-def test_pairs_refuse_unequal_batches(tiny):
-  pairs = tf.saved_model.load(tiny["pooler"]).signatures["pairs"]
+def test_pairs_refuse_unequal_batches(loaded_tiny):
+  pairs = loaded_tiny("pooler").signatures["pairs"]
   with pytest.raises(tf.errors.InvalidArgumentError, match="same batch size"):
     pairs(sentences=tf.constant(["a", "b"]), second_sentences=tf.constant(["c"]))
 
@@ -413,14 +397,14 @@ def test_every_op_is_in_tf_serving_and_every_signature_warms_up(tiny, kind):
   assert warmed == sorted(text_embedding.FIXED_SIGNATURES)
 
 
-def test_verification_catches_other_weights(tiny, python_api):
+def test_verification_catches_other_weights(loaded_tiny, python_api):
   """What the export checks after reload: a model that differs is refused."""
   from bert_hub.encoder import build_encoder  # pylint: disable=g-import-not-at-top
   head = text_embedding.head_from_options(pooling="mean", normalize=True)
   kind = text_embedding.TextEmbeddingExport.__new__(text_embedding.TextEmbeddingExport)
   kind.seq_length, kind.head = SEQ_LENGTH, head
   kind.signature_names = list(text_embedding.FIXED_SIGNATURES)
-  loaded = tf.saved_model.load(tiny["mean"])
+  loaded = loaded_tiny("mean")
   for model, fails in ((python_api["model"], False), (build_encoder(CONFIG), True)):
     obj, signatures = text_embedding.text_embedding_object(
         model, python_api["preprocessor"], seq_length=SEQ_LENGTH, head=head)
@@ -590,16 +574,25 @@ LONG = " ".join(["The quick brown fox jumps over the lazy dog."] * 40)
 ST_SENTENCES = list(warmup.SENTENCES) + [
     "中文句子，用于测试。", "日本語の文も少し。", "Ünïcödé àccents ÉTÉ", LONG]
 PROMPTS = {"query": "query: ", "passage": "passage: ", "empty": ""}
-DENSE_OUT = 32
+DENSE_OUT = 24
+# The edited copies: a small random BERT (L=2, H=32) with MiniLM's real vocab
+# and tokenizer files, so real text tokenizes as MiniLM's does; what they test
+# (modules, pooling modes, prompts, Dense) does not need the real weights.
+SMALL = fixtures.tiny_config(vocab_size=30522, hidden_size=32, max_position_embeddings=512)
+SMALL_WEIGHTS = ("config.json", "model.safetensors")
 
 
-def _copy_minilm(target: pathlib.Path, *, modules=None, pooling=None, extra=None):
-  """A copy of the MiniLM package directory (big files symlinked), edited."""
+def _copy_minilm(target: pathlib.Path, *, weights=None, modules=None, pooling=None,
+                 extra=None):
+  """A copy of the MiniLM package directory (files symlinked), edited; with
+  `weights`, config.json and model.safetensors are that folder's."""
   source = pathlib.Path(fixtures.minilm_dir())
   target.mkdir(parents=True)
   for item in source.iterdir():
     if item.is_file():
-      os.symlink(item, target / item.name)
+      origin = (pathlib.Path(weights) / item.name
+                if weights and item.name in SMALL_WEIGHTS else item)
+      os.symlink(origin, target / item.name)
   (target / "1_Pooling").mkdir()
   pooling_config = pooling or json.loads((source / "1_Pooling" / "config.json").read_text())
   (target / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config))
@@ -629,7 +622,7 @@ def _write_dense(path: pathlib.Path):
   """2_Dense/model.safetensors laid out as sentence-transformers' Dense saves it."""
   from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(7)
-  in_features = 384 * 2
+  in_features = SMALL.hidden_size * 2
   save_file({"linear.weight": (rng.standard_normal((DENSE_OUT, in_features)) /
                                np.sqrt(in_features)).astype(np.float32),
              "linear.bias": rng.standard_normal(DENSE_OUT).astype(np.float32) * 0.1},
@@ -637,43 +630,44 @@ def _write_dense(path: pathlib.Path):
 
 
 @pytest.fixture(scope="module")
-def minilm(tmp_path_factory):
-  """MiniLM as published and two edited copies, exported and served once.
+def minilm(tmp_path_factory, minilm_demo):
+  """MiniLM as published (the demo's export) and two edited copies, served once.
 
-  published  mean + Normalize (modules.json as shipped)
-  modes      pooling_mode [cls, max, mean_sqrt_len_tokens], no Normalize
-  prompts    pooling [cls, mean] with include_prompt false, a Dense module
-             (768 -> 32, tanh), Normalize; prompts query/passage/empty, default
+  published  the real weights, mean + Normalize (modules.json as shipped)
+  modes      SMALL: pooling_mode [cls, max, mean_sqrt_len_tokens, weightedmean,
+             lasttoken], no Normalize
+  prompts    SMALL: pooling [cls, mean] with include_prompt false, a Dense module
+             (64 -> 24, tanh), Normalize; prompts query/passage/empty, default
              prompt "query"
-  normalized pooling [max, mean_sqrt_len_tokens, weightedmean, lasttoken], Normalize
   """
   root = tmp_path_factory.mktemp("minilm")
+  small = str(root / "small")
+  fixtures.write_hf_checkpoint(small, SMALL, pretraining=False)
   dirs = {
       "published": fixtures.minilm_dir(),
       "modes": _copy_minilm(
-          root / "modes", modules=_modules("Pooling"),
-          pooling={"embedding_dimension": 384,
-                   "pooling_mode": ["cls", "max", "mean_sqrt_len_tokens"]}),
+          root / "modes", weights=small, modules=_modules("Pooling"),
+          pooling={"embedding_dimension": SMALL.hidden_size, "pooling_mode": [
+              "cls", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]}),
       "prompts": _copy_minilm(
-          root / "prompts", modules=_modules("Pooling", "Dense", "Normalize"),
-          pooling={"embedding_dimension": 384, "pooling_mode": ["cls", "mean"],
-                   "include_prompt": False},
+          root / "prompts", weights=small,
+          modules=_modules("Pooling", "Dense", "Normalize"),
+          pooling={"embedding_dimension": SMALL.hidden_size,
+                   "pooling_mode": ["cls", "mean"], "include_prompt": False},
           extra={"config_sentence_transformers.json": {
                      "prompts": PROMPTS, "default_prompt_name": "query",
                      "similarity_fn_name": "cosine"},
                  "2_Dense/config.json": {
-                     "in_features": 768, "out_features": DENSE_OUT, "bias": True,
+                     "in_features": 2 * SMALL.hidden_size, "out_features": DENSE_OUT,
+                     "bias": True,
                      "activation_function": "torch.nn.modules.activation.Tanh"},
                  "2_Dense/model.safetensors": _write_dense}),
-      "normalized": _copy_minilm(
-          root / "normalized", modules=_modules("Pooling", "Normalize"),
-          pooling={"embedding_dimension": 384, "pooling_mode": [
-              "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]}),
   }
   paths = {name: lib.export_text_embedding(checkpoint=folder,
                                            output_dir=str(root / "out" / name),
                                            report=lib.quiet_report).path
-           for name, folder in dirs.items()}
+           for name, folder in dirs.items() if name != "published"}
+  paths["published"] = str(minilm_demo["output"] / "minilm_l6_embed" / "1")
   jobs, labels = [], []
   for name, path in paths.items():
     signatures = _signatures(path)
@@ -690,7 +684,13 @@ def minilm(tmp_path_factory):
   served = {name: {} for name in paths}
   for (name, signature), outputs in zip(labels, _serve_all(jobs)):
     served[name][signature] = outputs[-1]
-  return dict(dirs=dirs, paths=paths, served=served, root=root)
+  loaded = {}
+
+  def load(name):  # one tf.saved_model.load per export for the whole module
+    if name not in loaded:
+      loaded[name] = tf.saved_model.load(paths[name])
+    return loaded[name]
+  return dict(dirs=dirs, paths=paths, served=served, root=root, load=load)
 
 
 @pytest.fixture(scope="module")
@@ -701,13 +701,13 @@ def st_models(minilm):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["published", "modes", "prompts", "normalized"])
+@pytest.mark.parametrize("name", ["published", "modes", "prompts"])
 def test_served_embedding_is_sentence_transformers_encode(minilm, st_models, name):
   """Empty, non-ASCII, CJK and a text longer than max_seq_length included."""
   want = st_models[name].encode(ST_SENTENCES)  # the default prompt, if any, applied
   _assert_rows_close(minilm["served"][name]["serving_default"]["embedding"], want,
                      what=f"{name} serving_default")
-  loaded = tf.saved_model.load(minilm["paths"][name])
+  loaded = minilm["load"](name)
   _assert_rows_close(loaded(tf.constant(ST_SENTENCES)), want, what=f"{name} __call__")
 
 
@@ -715,11 +715,9 @@ def test_served_embedding_is_sentence_transformers_encode(minilm, st_models, nam
 def test_modules_are_what_sentence_transformers_loads(minilm, st_models):
   modes = st_models["modes"]
   assert [type(m).__name__ for m in modes] == ["Transformer", "Pooling"]
-  assert modes[1].pooling_mode == ("cls", "max", "mean_sqrt_len_tokens")
-  normalized = st_models["normalized"]
-  assert [type(m).__name__ for m in normalized] == ["Transformer", "Pooling", "Normalize"]
-  assert normalized[1].pooling_mode == ("max", "mean_sqrt_len_tokens", "weightedmean",
-                                        "lasttoken")
+  assert modes[1].pooling_mode == ("cls", "max", "mean_sqrt_len_tokens", "weightedmean",
+                                   "lasttoken")
+  assert modes.get_embedding_dimension() == 5 * SMALL.hidden_size
   prompts = st_models["prompts"]
   assert [type(m).__name__ for m in prompts] == ["Transformer", "Pooling", "Dense",
                                                  "Normalize"]
@@ -731,7 +729,7 @@ def test_modules_are_what_sentence_transformers_loads(minilm, st_models):
                                 written["linear.weight"])
   assert type(prompts[2].activation_function).__name__ == "Tanh"
   assert prompts.get_embedding_dimension() == DENSE_OUT
-  loaded = tf.saved_model.load(minilm["paths"]["prompts"])
+  loaded = minilm["load"]("prompts")
   assert loaded(tf.constant(["x"])).shape == (1, DENSE_OUT)
 
 
@@ -782,7 +780,7 @@ def test_minilm_ops_and_page_examples(minilm, name):
   bodies = text_embedding_page.curl_bodies(page)
   assert len(bodies) == (1 if name == "published" else 2)
   signatures = rest_oracle.serving_signatures(path)
-  loaded = tf.saved_model.load(path)
+  loaded = minilm["load"](name)
   for body in bodies:
     request = rest_oracle.predict_request(body, signatures)
     feeds = rest_oracle.signature_feeds(request, signatures)
