@@ -187,3 +187,162 @@ def hf_encode_pairs(model_dir, pairs=PAIRS, seq_length=32):
   return dict(input_word_ids=enc["input_ids"].astype(np.int32),
               input_mask=enc["attention_mask"].astype(np.int32),
               input_type_ids=enc["token_type_ids"].astype(np.int32))
+
+
+# ------------------------------------ preprocessing SavedModels made once per run
+
+# The MiniLM (uncased, faithful) preprocessing model several test modules
+# check (tokenize, tokenize_with_offsets, the root call at this seq_length).
+MINILM_PREPROCESSING = dict(lower_case=True, default_seq_length=48,
+                            tokenize_with_offsets=True)
+# Its twin with normalization="tf_text" (TF Text's BertTokenizer).
+MINILM_TF_TEXT_PREPROCESSING = dict(lower_case=True, default_seq_length=32,
+                                    tokenize_with_offsets=True,
+                                    normalization="tf_text")
+
+
+def saved_preprocessing(shared, vocab_file, **settings) -> str:
+  """`create_preprocessing(vocab_file=..., **settings)`, saved once per run.
+
+  shared: the `run_shared` fixture's directory (tests/conftest.py): the first
+  xdist worker to ask builds and saves the model (tf.saved_model.save with
+  preprocessing_signatures), the others wait and reuse it. Building one costs
+  seconds (Unicode tables, tracing every signature), so modules that check
+  the same model share it. Returns the SavedModel's path; load it (e.g.
+  hub.load), never change it.
+  """
+  import hashlib  # pylint: disable=g-import-not-at-top
+  from tests.conftest import made_once  # pylint: disable=g-import-not-at-top
+  key = repr((os.path.abspath(vocab_file), sorted(settings.items())))
+  name = "preprocessing_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+  def make(path):
+    from bert_hub.preprocessing import create_preprocessing  # pylint: disable=g-import-not-at-top
+    from bert_hub.preprocessing import preprocessing_signatures  # pylint: disable=g-import-not-at-top
+    obj = create_preprocessing(vocab_file=vocab_file, **settings)
+    tf.saved_model.save(obj, str(path), signatures=preprocessing_signatures(obj))
+
+  return str(made_once(shared, name, make))
+
+
+def saved_minilm_preprocessing(shared) -> str:
+  """MINILM_PREPROCESSING on the MiniLM vocab, saved once per run."""
+  return saved_preprocessing(shared, os.path.join(minilm_dir(), "vocab.txt"),
+                             **MINILM_PREPROCESSING)
+
+
+def saved_minilm_tf_text_preprocessing(shared) -> str:
+  """MINILM_TF_TEXT_PREPROCESSING on the MiniLM vocab, saved once per run."""
+  return saved_preprocessing(shared, os.path.join(minilm_dir(), "vocab.txt"),
+                             **MINILM_TF_TEXT_PREPROCESSING)
+
+
+# ------------------------------------------- tiny exports made once per test run
+#
+# Several test modules check the same tiny exports from different sides
+# (serving sessions, Keras 3, Beam, pages, fine-tuning). Each is made ONCE per
+# run (tests/conftest.py's `made_once`, shared by the xdist workers) by the
+# first module that asks: pass the `run_shared` fixture. Tests must not change
+# them (copy first). Each returns plain paths (str).
+
+
+def _made_once(shared, name, make):
+  import shutil  # pylint: disable=g-import-not-at-top
+  from tests.conftest import made_once  # pylint: disable=g-import-not-at-top
+
+  def fresh(path):  # a failed attempt may have left half a directory
+    shutil.rmtree(path, ignore_errors=True)
+    make(path)
+  return made_once(shared, name, fresh)
+
+
+def tiny_encoders(shared) -> dict:
+  """tiny_config(), TF1 checkpoint without MLM weights (seed 0), TINY_VOCAB,
+  exported by lib.export_encoder(lower_case=True) as versions 1, 2 and 3.
+
+  {"prefix", "vocab", "base" (the model's DIR), 1, 2, 3: DIR/<v>}
+  """
+  def make(path):
+    from export import lib  # pylint: disable=g-import-not-at-top
+    prefix, _ = write_tf1_checkpoint(str(path / "ckpt"), tiny_config(), with_mlm=False)
+    write_vocab(str(path / "ckpt"))
+    for version in (1, 2, 3):
+      lib.export_encoder(checkpoint=prefix, output_dir=str(path / "encoder"),
+                         version=version, lower_case=True, report=lib.quiet_report)
+
+  path = _made_once(shared, "tiny_encoders", make)
+  base = str(path / "encoder")
+  return {"prefix": str(path / "ckpt" / "bert_model.ckpt"),
+          "vocab": str(path / "ckpt" / "vocab.txt"), "base": base,
+          **{v: os.path.join(base, str(v)) for v in (1, 2, 3)}}
+
+
+def tiny_preprocessing(shared) -> dict:
+  """TINY_VOCAB's preprocessing model: lib.export_preprocessing(seq_length=16,
+  lower_case=True), version 3. {"vocab", "base", "path": DIR/3}"""
+  def make(path):
+    from export import lib  # pylint: disable=g-import-not-at-top
+    vocab = write_vocab(str(path / "vocab"))
+    lib.export_preprocessing(vocab=vocab, output_dir=str(path / "preprocess"),
+                             seq_length=16, lower_case=True, report=lib.quiet_report)
+
+  path = _made_once(shared, "tiny_preprocessing", make)
+  return {"vocab": str(path / "vocab" / "vocab.txt"), "base": str(path / "preprocess"),
+          "path": str(path / "preprocess" / "3")}
+
+
+def tiny_text_embedding(shared) -> dict:
+  """tiny_config()'s TF1 checkpoint (no MLM weights, seed 0, TINY_VOCAB beside it)
+  as a text-embedding servable, exported by the CLI as a user runs it:
+    bert-hub-export text-embedding --checkpoint CKPT --output OUT --seq-length 16
+        --lower-case
+  (the pooler embedding, version 1). {"prefix", "vocab", "out", "path": OUT/1,
+  "printed": what the command printed (stdout)}
+  """
+  def make(path):
+    import contextlib  # pylint: disable=g-import-not-at-top
+    import io  # pylint: disable=g-import-not-at-top
+    from export import cli  # pylint: disable=g-import-not-at-top
+    prefix, _ = write_tf1_checkpoint(str(path / "ckpt"), tiny_config(), with_mlm=False)
+    write_vocab(str(path / "ckpt"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+      assert cli.main(["text-embedding", "--checkpoint", prefix, "--output",
+                       str(path / "embed"), "--seq-length", "16", "--lower-case"]) == 0
+    (path / "printed.txt").write_text(printed.getvalue(), encoding="utf-8")
+
+  path = _made_once(shared, "tiny_text_embedding", make)
+  return {"prefix": str(path / "ckpt" / "bert_model.ckpt"),
+          "vocab": str(path / "ckpt" / "vocab.txt"), "out": str(path / "embed"),
+          "path": str(path / "embed" / "1"),
+          "printed": (path / "printed.txt").read_text(encoding="utf-8")}
+
+
+def tiny128_encoders(shared) -> dict:
+  """tiny_config(max_position_embeddings=128) (the TF Hub pages' snippets use
+  seq_length 128), TF1 checkpoint with MLM and NSP weights (seed 0), TINY_VOCAB
+  beside it, exported by the CLI as versions 1, 2 and 3:
+    bert-hub-export encoder --checkpoint CKPT --output OUT --version V --lower-case
+  {"prefix", "vocab", "out", 1, 2, 3: OUT/<v>, "printed": what the three
+  commands printed (stdout)}
+  """
+  def make(path):
+    import contextlib  # pylint: disable=g-import-not-at-top
+    import io  # pylint: disable=g-import-not-at-top
+    from export import cli  # pylint: disable=g-import-not-at-top
+    prefix, _ = write_tf1_checkpoint(str(path / "ckpt"),
+                                     tiny_config(max_position_embeddings=128))
+    write_vocab(str(path / "ckpt"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+      for version in (1, 2, 3):
+        assert cli.main(["encoder", "--checkpoint", prefix, "--output", str(path / "out"),
+                         "--version", str(version), "--lower-case"]) == 0
+    (path / "printed.txt").write_text(printed.getvalue(), encoding="utf-8")
+
+  path = _made_once(shared, "tiny128_encoders", make)
+  out = str(path / "out")
+  return {"prefix": str(path / "ckpt" / "bert_model.ckpt"),
+          "vocab": str(path / "ckpt" / "vocab.txt"), "out": out,
+          "printed": (path / "printed.txt").read_text(encoding="utf-8"),
+          **{v: os.path.join(out, str(v)) for v in (1, 2, 3)}}

@@ -91,16 +91,21 @@ def run_signature_in_serving_session(saved_model_dir, feeds, signature_name="ser
   return results if many else results[0]
 
 
-def run_many_in_serving_sessions(jobs):
+def run_many_in_serving_sessions(jobs, *, reports=False):
   """Runs many (saved_model_dir, signature_name, [feeds, ...]) in ONE fresh process.
 
   As run_signature_in_serving_session runs each, except that all jobs share
   one child process, and the jobs on one SavedModel share one session (as TF
-  Serving serves every signature of a version from one session), in the
-  order given. One process start and one load per model instead of one per
-  signature: the test suite's serving checks cost seconds, not minutes.
+  Serving serves every signature of a version from one session). One process
+  start and one load per model instead of one per signature: the test suite's
+  serving checks cost seconds, not minutes. The SavedModels that need no op
+  outside core TensorFlow are loaded first, BEFORE tensorflow_text is imported
+  (only if some model needs it), so each one's report is what
+  run_signature_in_serving_session(report=) says for it alone.
 
-  Returns one list of output dicts per job, in the order of `jobs`.
+  Returns one list of output dicts per job, in the order of `jobs`; with
+  reports=True, (those lists, [report per job]), a report being
+  {"imported_tensorflow_text": bool, "ops_not_in_core": [...]}.
   """
   with tempfile.TemporaryDirectory(prefix="serving_sessions_") as tmp:
     specs = []
@@ -108,19 +113,25 @@ def run_many_in_serving_sessions(jobs):
       inputs, outputs = os.path.join(tmp, f"in{i}.npz"), os.path.join(tmp, f"out{i}.npz")
       _save_npz(inputs, requests)
       specs.append([os.fspath(path), signature, inputs, outputs, len(requests)])
-    with open(os.path.join(tmp, "jobs.json"), "w", encoding="utf-8") as f:
+    jobs_file, reports_file = (os.path.join(tmp, "jobs.json"),
+                               os.path.join(tmp, "reports.json"))
+    with open(jobs_file, "w", encoding="utf-8") as f:
       json.dump(specs, f)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("TF_USE_LEGACY_KERAS", None)  # The server has no Keras at all.
     result = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--many",
-         os.path.join(tmp, "jobs.json")],
+        [sys.executable, os.path.abspath(__file__), "--many", jobs_file, reports_file],
         env=env, capture_output=True, text=True, timeout=_TIMEOUT_SECONDS * 2,
         check=False)
     if result.returncode != 0:
       raise RuntimeError(f"running {len(jobs)} signatures in TF1 sessions failed "
                          f"(exit {result.returncode}):\n{result.stderr[-6000:]}")
-    return [_load_npz(spec[3], spec[4]) for spec in specs]
+    results = [_load_npz(spec[3], spec[4]) for spec in specs]
+    if not reports:
+      return results
+    with open(reports_file, encoding="utf-8") as f:
+      by_path = json.load(f)
+    return results, [by_path[spec[0]] for spec in specs]
 
 
 def _ops_not_in_core(saved_model_dir) -> list:
@@ -170,24 +181,34 @@ def _child(saved_model_dir, signature_name, inputs, outputs, info, count) -> int
   return 0
 
 
-def _many_child(jobs_file) -> int:
-  """run_many_in_serving_sessions' child: one session per SavedModel."""
+def _many_child(jobs_file, reports_file) -> int:
+  """run_many_in_serving_sessions' child: one session per SavedModel, those
+  without ops outside core TensorFlow first (before tensorflow_text loads)."""
   import tensorflow as tf
   with open(jobs_file, encoding="utf-8") as f:
     specs = json.load(f)
-  if any(_ops_not_in_core(path) for path in {spec[0] for spec in specs}):
-    import tensorflow_text  # noqa: F401  (the server has TF Text ops registered)
-  for path in dict.fromkeys(spec[0] for spec in specs):  # first-seen order
+  paths = list(dict.fromkeys(spec[0] for spec in specs))  # first-seen order
+  not_in_core = {path: _ops_not_in_core(path) for path in paths}
+  paths.sort(key=lambda path: bool(not_in_core[path]))  # stable
+  reports, imported = {}, False
+  for path in paths:
+    if not_in_core[path] and not imported:
+      import tensorflow_text  # noqa: F401  (the server has TF Text ops registered)
+      imported = True
+    reports[path] = {"imported_tensorflow_text": imported,
+                     "ops_not_in_core": not_in_core[path]}
     with tf.compat.v1.Session(graph=tf.Graph()) as sess:
       meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
       for _, signature, inputs, outputs, count in (s for s in specs if s[0] == path):
         _save_npz(outputs, _run_in_session(sess, meta_graph, signature,
                                            _load_npz(inputs, count)))
+  with open(reports_file, "w", encoding="utf-8") as f:
+    json.dump(reports, f)
   return 0
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--many"]:
-  sys.exit(_many_child(sys.argv[2]))
+  sys.exit(_many_child(sys.argv[2], sys.argv[3]))
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
   _dir, _signature, _inputs, _outputs, _info, _count = sys.argv[2:8]

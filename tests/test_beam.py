@@ -6,6 +6,7 @@ compared, id by id, with the servable's serving_default called here directly.
 Needs the beam extra (`pip install .[beam]`, part of `.[test]`); skipped with
 the reason when apache_beam is missing.
 """
+import functools
 import glob
 import json
 import os
@@ -23,30 +24,34 @@ import tensorflow as tf  # noqa: E402  pylint: disable=wrong-import-position,wro
 import tensorflow_text  # noqa: F401,E402  pylint: disable=wrong-import-position,unused-import
 
 from export import beam as beam_lib  # noqa: E402  pylint: disable=wrong-import-position
-from export import cli, lib  # noqa: E402  pylint: disable=wrong-import-position
+from export import cli  # noqa: E402  pylint: disable=wrong-import-position
 from tests import fixtures  # noqa: E402  pylint: disable=wrong-import-position
 
 WORDS = [w for w in fixtures.TINY_VOCAB[5:] if not w.startswith("##")]
 
 
 @pytest.fixture(scope="module")
-def servable(tmp_path_factory):
-  root = tmp_path_factory.mktemp("beam")
-  prefix, _ = fixtures.write_tf1_checkpoint(str(root / "ckpt"), fixtures.tiny_config(),
-                                            with_mlm=False)
-  fixtures.write_vocab(str(root / "ckpt"))
-  path = lib.export_text_embedding(checkpoint=prefix, output_dir=str(root / "embed"),
-                                   seq_length=8, lower_case=True,
-                                   report=lib.quiet_report).path
-  return root, path
+def servable(tmp_path_factory, run_shared):
+  """(a fresh directory, the tiny text-embedding servable DIR/1).
+
+  The servable (the tiny TF1 checkpoint, seq_length 16, lower_case) is made once
+  per run (tests/fixtures.py, tiny_text_embedding; tests/test_keras3.py uses it too).
+  """
+  return tmp_path_factory.mktemp("beam"), fixtures.tiny_text_embedding(run_shared)["path"]
 
 
 def _sentences(rng, n):
   return [" ".join(rng.choice(WORDS, size=rng.integers(0, 9))) for _ in range(n)]
 
 
+@functools.lru_cache(maxsize=None)
+def _loaded(path):
+  """The servable as this process loads it: once per module (the tests only call it)."""
+  return tf.saved_model.load(path)
+
+
 def _serve(path, texts):
-  fn = tf.saved_model.load(path).signatures["serving_default"]
+  fn = _loaded(path).signatures["serving_default"]
   return np.concatenate([fn(sentences=tf.constant(texts[i:i + 256]))["embedding"].numpy()
                          for i in range(0, len(texts), 256)])
 

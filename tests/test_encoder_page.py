@@ -75,19 +75,21 @@ def _run_snippets(page, model_path, *, replace=None):
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
+def small(tmp_path_factory, run_shared):
   """A small TF1 checkpoint with the Chinese-holding TINY_VOCAB, exported as
-  version 3 (en, defaults) and version 1 (zh-cn, as 002 states it)."""
+  version 3 (en, defaults) and version 1 (zh-cn, as 002 states it).
+
+  Version 3 is tests/fixtures.py's tiny128_encoders (the CLI with defaults and
+  --lower-case, made once per run); version 1 is exported here from its checkpoint.
+  """
   root = tmp_path_factory.mktemp("pages")
-  prefix, _ = fixtures.write_tf1_checkpoint(root / "ckpt", SMALL)
-  fixtures.write_vocab(root / "ckpt")
-  v3 = lib.export_encoder(checkpoint=prefix, output_dir=str(root / "en"), version=3,
-                          lower_case=True, report=lib.quiet_report).path
+  shared = fixtures.tiny128_encoders(run_shared)
+  prefix = shared["prefix"]
   v1 = lib.export_encoder(checkpoint=prefix, output_dir=str(root / "zh"), version=1,
                           lower_case=True, publisher="tensorflow", language="zh-cn",
                           dataset="Wikipedia", whole_word_masking=False,
                           report=lib.quiet_report).path
-  return dict(prefix=prefix, v3=v3, v1=v1, root=root)
+  return dict(prefix=prefix, v3=shared[3], v1=v1, root=root)
 
 
 def test_tfhub_names():

@@ -193,16 +193,14 @@ def test_cli_never_overwrites(exported, capsys):
 
 
 @pytest.mark.slow
-def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path):
+def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path, run_shared):
   """Preprocessing layer -> encoder (trainable) -> Dense: loss falls, gradients reach
   the encoder, and the classifier saves and reloads with equal predictions."""
-  vocab = fixtures.write_vocab(tmp_path / "vocab")
-  prefix, _ = fixtures.write_tf1_checkpoint(tmp_path / "ckpt", CONFIG)
-  enc = lib.export_encoder(checkpoint=prefix, output_dir=str(tmp_path / "enc"), vocab=vocab,
-                           lower_case=True, report=lib.quiet_report).path
-  pre = lib.export_preprocessing(vocab=vocab, output_dir=str(tmp_path / "pre"),
-                                 seq_length=16, lower_case=True,
-                                 report=lib.quiet_report).path
+  # A TF1 checkpoint of CONFIG exported as version 3 (lower_case), and TINY_VOCAB's
+  # preprocessing model (seq_length 16, lower_case): made once per run
+  # (tests/fixtures.py, tiny128_encoders and tiny_preprocessing).
+  enc = fixtures.tiny128_encoders(run_shared)[3]
+  pre = fixtures.tiny_preprocessing(run_shared)["path"]
   text = tf_keras.layers.Input(shape=(), dtype=tf.string)
   encoder_layer = hub.KerasLayer(enc, trainable=True)
   pooled = encoder_layer(hub.KerasLayer(pre)(text))["pooled_output"]

@@ -24,11 +24,10 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (loading the text-embedding model here)
 
 from bert_hub.encoder import sample_inputs
-from export import lib
 from tests import fixtures
 
 CONFIG = fixtures.tiny_config()
-SEQ_LENGTH = 8
+SEQ_LENGTH = 8  # of the encoder's sample ids
 SENTENCES = ["hello world", "the cat sat on the mat.", ""]
 
 CHILD = r'''
@@ -82,15 +81,12 @@ np.savez(out_path, **results)
 
 
 @pytest.fixture(scope="module")
-def keras3_run(tmp_path_factory):
+def keras3_run(tmp_path_factory, run_shared):
   root = tmp_path_factory.mktemp("keras3")
-  prefix, _ = fixtures.write_tf1_checkpoint(str(root / "ckpt"), CONFIG, with_mlm=False)
-  fixtures.write_vocab(str(root / "ckpt"))
-  encoder = lib.export_encoder(checkpoint=prefix, output_dir=str(root / "encoder"),
-                               lower_case=True, report=lib.quiet_report).path
-  embed = lib.export_text_embedding(checkpoint=prefix, output_dir=str(root / "embed"),
-                                    seq_length=SEQ_LENGTH, lower_case=True,
-                                    report=lib.quiet_report).path
+  # The tiny TF1 checkpoint (no MLM) as encoder version 3 and as a text-embedding
+  # servable, each made once per run (tests/fixtures.py).
+  encoder = fixtures.tiny_encoders(run_shared)[3]
+  embed = fixtures.tiny_text_embedding(run_shared)["path"]
   ids = sample_inputs(CONFIG, batch=3, seq_length=SEQ_LENGTH, seed=3)
   feeds = dict(ids, sentences=np.array(SENTENCES, dtype=object))
   np.savez(root / "feeds.npz", **feeds)

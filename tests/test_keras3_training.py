@@ -5,7 +5,8 @@ calls `call_training_endpoint` instead, if given (keras/src/export/tfsm_layer.py
 Encoder exports of versions 2 and 3 (those with dropout when training) carry
 `call_training` = `__call__(inputs, training=True)`; version 1 (its defect
 kept: no dropout) does not. The Keras 3 program runs in a fresh process
-without legacy Keras and without bert_hub, as in tests/test_keras3.py.
+without legacy Keras and without bert_hub, as in tests/test_keras3.py (one
+process for both versions, on the tiny exports made once per run).
 """
 import bert_hub  # noqa: F401  (legacy Keras first, in this process only)
 
@@ -18,7 +19,6 @@ import pytest
 import tensorflow as tf
 
 from bert_hub.encoder import sample_inputs
-from export import lib
 from tests import fixtures
 
 CONFIG = fixtures.tiny_config()
@@ -28,71 +28,86 @@ import sys
 import numpy as np
 import keras
 
-path, version, feeds_path, out_path = sys.argv[1:5]
+feeds_path = sys.argv[1]
 with np.load(feeds_path) as data:
   ids = {k: data[k] for k in data.files}
 names = ("input_word_ids", "input_mask", "input_type_ids")
-dict_api = version == "3"
-feed = ids if dict_api else [ids[n] for n in names]
-pooled = (lambda out: out["pooled_output"]) if dict_api else (lambda out: out[0])
-results = {}
 
-# README, "Keras 3": fine-tuning with dropout.
-encoder = keras.layers.TFSMLayer(path, call_endpoint="__call__",
-                                 call_training_endpoint="call_training")
-results["inference 1"] = np.asarray(pooled(encoder(feed, training=False)))
-results["inference 2"] = np.asarray(pooled(encoder(feed, training=False)))
-results["training 1"] = np.asarray(pooled(encoder(feed, training=True)))
-results["training 2"] = np.asarray(pooled(encoder(feed, training=True)))
 
-inputs = {n: keras.Input(shape=(None,), dtype="int32", name=n) for n in names}
-outputs = encoder(inputs if dict_api else [inputs[n] for n in names])
-classifier = keras.Model(inputs, keras.layers.Dense(2)(pooled(outputs)))
-classifier.compile(optimizer=keras.optimizers.SGD(0.1),
-                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-before = [np.array(w) for w in encoder.trainable_weights]
-classifier.fit(ids, np.array([0, 1, 0]), epochs=2, batch_size=3, verbose=0)
-results["trained change"] = np.array(max(
-    float(np.max(np.abs(np.array(w) - b))) for w, b in zip(encoder.trainable_weights, before)))
-results["trainable weights"] = np.array(len(encoder.trainable_weights))
-# The fine-tuned weights are the ones both endpoints compute with.
-results["inference after"] = np.asarray(pooled(encoder(feed, training=False)))
-results["keras version"] = np.array(keras.__version__)
-results["imported"] = np.array(sorted(m for m in ("bert_hub", "tf_keras") if m in sys.modules))
-np.savez(out_path, **results)
+def run(path, version, out_path):
+  dict_api = version == "3"
+  feed = ids if dict_api else [ids[n] for n in names]
+  pooled = (lambda out: out["pooled_output"]) if dict_api else (lambda out: out[0])
+  results = {}
+
+  # README, "Keras 3": fine-tuning with dropout.
+  encoder = keras.layers.TFSMLayer(path, call_endpoint="__call__",
+                                   call_training_endpoint="call_training")
+  results["inference 1"] = np.asarray(pooled(encoder(feed, training=False)))
+  results["inference 2"] = np.asarray(pooled(encoder(feed, training=False)))
+  results["training 1"] = np.asarray(pooled(encoder(feed, training=True)))
+  results["training 2"] = np.asarray(pooled(encoder(feed, training=True)))
+
+  inputs = {n: keras.Input(shape=(None,), dtype="int32", name=n) for n in names}
+  outputs = encoder(inputs if dict_api else [inputs[n] for n in names])
+  classifier = keras.Model(inputs, keras.layers.Dense(2)(pooled(outputs)))
+  classifier.compile(optimizer=keras.optimizers.SGD(0.1),
+                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  before = [np.array(w) for w in encoder.trainable_weights]
+  classifier.fit(ids, np.array([0, 1, 0]), epochs=2, batch_size=3, verbose=0)
+  results["trained change"] = np.array(max(
+      float(np.max(np.abs(np.array(w) - b)))
+      for w, b in zip(encoder.trainable_weights, before)))
+  results["trainable weights"] = np.array(len(encoder.trainable_weights))
+  # The fine-tuned weights are the ones both endpoints compute with.
+  results["inference after"] = np.asarray(pooled(encoder(feed, training=False)))
+  results["keras version"] = np.array(keras.__version__)
+  results["imported"] = np.array(sorted(m for m in ("bert_hub", "tf_keras")
+                                        if m in sys.modules))
+  np.savez(out_path, **results)
+
+
+# One Keras 3 process for every (path, version, out) given: each version's
+# program runs on its own TFSMLayer and model.
+for path, version, out_path in zip(*[iter(sys.argv[2:])] * 3):
+  run(path, version, out_path)
 '''
 
 
+VERSIONS = (2, 3)  # those with call_training
+
+
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
+def exports(run_shared):
+  """The tiny encoder as versions 1, 2 and 3, made once per run (tests/fixtures.py)."""
+  return fixtures.tiny_encoders(run_shared)
+
+
+@pytest.fixture(scope="module")
+def keras3_runs(tmp_path_factory, exports):
+  """{version: what CHILD computed for that version}, VERSIONS in ONE Keras 3 process."""
   root = tmp_path_factory.mktemp("keras3_training")
-  prefix, _ = fixtures.write_tf1_checkpoint(str(root / "ckpt"), CONFIG, with_mlm=False)
-  fixtures.write_vocab(str(root / "ckpt"))
   np.savez(root / "feeds.npz", **sample_inputs(CONFIG, batch=3, seq_length=8, seed=3))
   (root / "child.py").write_text(CHILD)
-  return root, prefix
-
-
-def _run_child(root, path, version):
   env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
   env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-  out = root / f"out{version}.npz"
+  jobs = [str(a) for v in VERSIONS for a in (exports[v], v, root / f"out{v}.npz")]
   result = subprocess.run(
-      [sys.executable, str(root / "child.py"), path, str(version),
-       str(root / "feeds.npz"), str(out)],
-      env=env, cwd=str(root), capture_output=True, text=True, timeout=600, check=False)
+      [sys.executable, str(root / "child.py"), str(root / "feeds.npz"), *jobs],
+      env=env, cwd=str(root), capture_output=True, text=True, timeout=900, check=False)
   assert result.returncode == 0, result.stderr[-6000:]
-  with np.load(out) as data:
-    return {k: data[k] for k in data.files}
+  runs = {}
+  for version in VERSIONS:
+    with np.load(root / f"out{version}.npz") as data:
+      runs[version] = {k: data[k] for k in data.files}
+  return runs
 
 
-@pytest.mark.parametrize("version", [2, 3])
-def test_keras_3_fine_tunes_with_dropout_through_call_training(root, version):
-  root, prefix = root
-  path = lib.export_encoder(checkpoint=prefix, output_dir=str(root / "models"),
-                            version=version, lower_case=True,
-                            report=lib.quiet_report).path
-  got = _run_child(root, path, version)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_keras_3_fine_tunes_with_dropout_through_call_training(exports, keras3_runs,
+                                                               version):
+  path = exports[version]
+  got = keras3_runs[version]
   assert str(got["keras version"]).startswith("3.")
   assert list(got["imported"]) == []
   # Inference: deterministic, and what the export computes.
@@ -113,11 +128,8 @@ def test_keras_3_fine_tunes_with_dropout_through_call_training(root, version):
   assert np.max(np.abs(got["inference after"] - got["inference 1"])) > 0
 
 
-def test_call_training_applies_dropout_without_keras(root):
-  root, prefix = root
-  path = lib.export_encoder(checkpoint=prefix, output_dir=str(root / "plain"),
-                            lower_case=True, report=lib.quiet_report).path
-  loaded = tf.saved_model.load(path)
+def test_call_training_applies_dropout_without_keras(exports):
+  loaded = tf.saved_model.load(exports[3])
   ids = sample_inputs(CONFIG, batch=3, seq_length=8, seed=3)
   inference = loaded(ids, training=False)["sequence_output"].numpy()
   first, second = (loaded.call_training(ids)["sequence_output"].numpy() for _ in range(2))
@@ -125,8 +137,5 @@ def test_call_training_applies_dropout_without_keras(root):
   assert np.max(np.abs(first - second)) > 1e-4
 
 
-def test_version_1_has_no_training_endpoint(root):
-  root, prefix = root
-  path = lib.export_encoder(checkpoint=prefix, output_dir=str(root / "v1"), version=1,
-                            lower_case=True, report=lib.quiet_report).path
-  assert not hasattr(tf.saved_model.load(path), "call_training")
+def test_version_1_has_no_training_endpoint(exports):
+  assert not hasattr(tf.saved_model.load(exports[1]), "call_training")

@@ -59,12 +59,31 @@ def saved(vocab, lower_case, path, **kwargs):
   return hub.load(str(path))
 
 
+def ragged_list(rt) -> list:
+  """rt.to_list() of a RaggedTensor, built from its numpy components.
+
+  The same nested lists of ints, about ten times faster than to_list() on
+  tokenize's [B, (W), (P)] (test_ragged_list_is_to_list checks it).
+  """
+  values = rt.flat_values.numpy().tolist()
+  for splits in reversed(rt.nested_row_splits):
+    bounds = splits.numpy().tolist()
+    values = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+  return values
+
+
+def special_tokens(model) -> dict:
+  return {k: int(v) for k, v in
+          model.tokenize.get_special_tokens_dict().items()}
+
+
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
+  """(model, FullTokenizer, its special token ids)."""
   vocab = os.path.join(minilm_dir(), "vocab.txt")
   model = saved(vocab, True, tmp_path_factory.mktemp("minilm"),
                 tokenize_with_offsets=True)
-  return model, full_tokenizer(vocab, True)
+  return model, full_tokenizer(vocab, True), special_tokens(model)
 
 
 def tricky_vocab_tokens():
@@ -86,20 +105,22 @@ def tricky(request, tmp_path_factory):
   path.write_text("".join(t + "\n" for t in tricky_vocab_tokens()),
                   encoding="utf-8")
   model = saved(str(path), request.param, tmp_path_factory.mktemp("saved"))
-  return model, full_tokenizer(str(path), request.param)
+  return model, full_tokenizer(str(path), request.param), special_tokens(model)
 
 
-def check_batch(model, tokenizer, texts):
-  """ids == FullTokenizer's, and the root call packs exactly those ids."""
+def check_batch(model, tokenizer, special, texts):
+  """ids == FullTokenizer's, and the root call packs exactly those ids.
+
+  special: special_tokens(model). Returns tokenize's output as a list.
+  """
   batch = tf.constant(texts)
-  ours = model.tokenize(batch).merge_dims(1, 2).to_list()
+  tokens = ragged_list(model.tokenize(batch))  # [B, (W), (P)]
+  ours = [[i for word in row for i in word] for row in tokens]
   wants = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(t))
            for t in texts]
   assert ours == wants, [(t, o, w) for t, o, w in zip(texts, ours, wants)
                          if o != w]
   packed = {k: v.numpy() for k, v in model(batch).items()}
-  special = {k: int(v) for k, v in
-             model.tokenize.get_special_tokens_dict().items()}
   for row, ids in enumerate(wants):
     kept = ids[:SEQ_LENGTH - 2]
     length = len(kept) + 2
@@ -110,24 +131,24 @@ def check_batch(model, tokenizer, texts):
         [special["end_of_segment_id"]] +
         [special["padding_id"]] * (SEQ_LENGTH - length))
     assert not packed["input_type_ids"][row].any()
+  return tokens
 
 
 @FUZZ
 @given(st.lists(st.text(max_size=60), min_size=1, max_size=8))
 def test_random_unicode(minilm, texts):
-  model, tokenizer = minilm
-  check_batch(model, tokenizer, [t.encode("utf-8") for t in texts])
+  check_batch(*minilm, [t.encode("utf-8") for t in texts])
 
 
 @FUZZ
 @given(st.lists(st.binary(max_size=60), min_size=1, max_size=8))
 def test_random_bytes(minilm, texts):
-  model, tokenizer = minilm
-  check_batch(model, tokenizer, texts)
-  tokens, starts, limits = model.tokenize_with_offsets(tf.constant(texts))
-  assert tokens.to_list() == model.tokenize(tf.constant(texts)).to_list()
-  for text, row_starts, row_limits in zip(texts, starts.to_list(),
-                                          limits.to_list()):
+  model, _, _ = minilm
+  tokenized = check_batch(*minilm, texts)
+  tokens, starts, limits = map(
+      ragged_list, model.tokenize_with_offsets(tf.constant(texts)))
+  assert tokens == tokenized
+  for text, row_starts, row_limits in zip(texts, starts, limits):
     for word_starts, word_limits in zip(row_starts, row_limits):
       for start, limit in zip(word_starts, word_limits):
         assert 0 <= start < limit <= len(text)
@@ -139,8 +160,7 @@ def test_random_bytes(minilm, texts):
 @example(["ΑΣ ΑΣ'Α Σ Α\u0345Σ ΑΣ\u0345"])  # Final sigma, case-ignorables.
 @example(["\u0130I\u0307 ᾂ\u1fed"])  # lower() and NFD expand.
 def test_tricky_characters(tricky, texts):
-  model, tokenizer = tricky
-  check_batch(model, tokenizer, [t.encode("utf-8") for t in texts])
+  check_batch(*tricky, [t.encode("utf-8") for t in texts])
 
 
 @FUZZ
@@ -148,13 +168,16 @@ def test_tricky_characters(tricky, texts):
                 min_size=1, max_size=6),
        st.integers(min_value=3, max_value=40))
 def test_pack_two_segments(minilm, pairs, seq_length):
-  model, _ = minilm
+  model, _, special = minilm
   first = model.tokenize(tf.constant([a.encode() for a, _ in pairs]))
   second = model.tokenize(tf.constant([b.encode() for _, b in pairs]))
-  out = {k: v.numpy() for k, v in
-         model.bert_pack_inputs([first, second], seq_length=seq_length).items()}
+  # seq_length as a tensor: the reloaded function traces again for every new
+  # Python int (about a second each); test_pack_python_int_seq_length below
+  # checks that an int packs exactly as the tensor does.
+  out = {k: v.numpy() for k, v in model.bert_pack_inputs(
+      [first, second], seq_length=tf.constant(seq_length)).items()}
   assert all(v.shape == (len(pairs), seq_length) for v in out.values())
-  sep = int(model.tokenize.get_special_tokens_dict()["end_of_segment_id"])
+  sep = special["end_of_segment_id"]
   lengths = zip(first.merge_dims(1, 2).row_lengths().numpy(),
                 second.merge_dims(1, 2).row_lengths().numpy())
   for row, (a, b) in enumerate(lengths):
@@ -170,3 +193,30 @@ def test_pack_two_segments(minilm, pairs, seq_length):
     assert out["input_word_ids"][row][first_part - 1] == sep
     assert out["input_word_ids"][row][total - 1] == sep
     assert np.all(out["input_word_ids"][row][total:] == 0)
+
+
+def test_pack_python_int_seq_length(minilm):
+  """A Python int seq_length (as hub.KerasLayer's `arguments` pass it) packs
+  exactly as the tensor of test_pack_two_segments, at its extremes."""
+  model, _, _ = minilm
+  first = model.tokenize(tf.constant(
+      [b"hello world", b"", "\u039f\u0394\u039f\u03a3 caf\u00e9 x".encode()]))
+  second = model.tokenize(tf.constant([b"a b c d e f g h", b"x", b""]))
+  for seq_length in (3, 40):
+    want = model.bert_pack_inputs([first, second],
+                                  seq_length=tf.constant(seq_length))
+    got = model.bert_pack_inputs([first, second], seq_length=seq_length)
+    assert set(got) == set(want)
+    for key in want:
+      assert got[key].shape == (3, seq_length)
+      np.testing.assert_array_equal(got[key].numpy(), want[key].numpy())
+
+
+def test_ragged_list_is_to_list(minilm):
+  model, _, _ = minilm
+  for texts in ([b"Hello, world!", b"", "\u039f\u0394\u039f\u03a3 x".encode(), b" "],
+                []):
+    outputs = [model.tokenize(tf.constant(texts, tf.string)),
+               *model.tokenize_with_offsets(tf.constant(texts, tf.string))]
+    for rt in outputs + [rt.merge_dims(1, 2) for rt in outputs]:
+      assert ragged_list(rt) == rt.to_list()

@@ -4,7 +4,8 @@ The oracle is tests/rest_oracle.py, written from TF Serving's REST API
 documentation: it turns a body into the gRPC PredictRequest it stands for. The
 tests compare that with the PredictRequest examples/grpc_client.py builds for
 the same sentences, and run its tensors through the signature: eagerly, and in
-a TF1 session as the server does (tests/serving_utils.py).
+a TF1 session as the server does (tests/serving_utils.py; this module's session
+runs share one process).
 """
 import bert_hub  # noqa: F401  (must come before tensorflow)
 
@@ -19,7 +20,7 @@ from bert_hub.errors import BertHubError
 from export.serving import rest
 from tests import rest_oracle
 from tests.serving_models import PLAIN_FEEDS, TEXT_FEEDS, assert_same_outputs, eager
-from tests.serving_utils import load_example, run_signature_in_serving_session
+from tests.serving_utils import load_example, run_many_in_serving_sessions
 
 BINARY = b"\xff\x00 binary"  # Not UTF-8: only {"b64": ...} can carry it.
 BINARY_B64 = "/wAgYmluYXJ5"
@@ -47,15 +48,34 @@ def test_rest_body_gives_the_same_numbers_as_the_eager_call(serving_models, form
                       eager(serving_models["plain"], PLAIN_FEEDS))
 
 
-@pytest.mark.parametrize("format_", ["instances", "inputs"])
-def test_rest_body_with_strings_runs_like_the_server(serving_models, format_):
-  body = rest.rest_predict_body(TEXT_FEEDS, format=format_,
+FORMATS = ["instances", "inputs"]
+
+
+def _strings_body(format_):
+  return rest.rest_predict_body(TEXT_FEEDS, format=format_,
                                 signature_name="serving_default")
+
+
+@pytest.fixture(scope="module")
+def served_strings(serving_models):
+  """{format: what the server computes for _strings_body(format)}: the oracle's
+  feeds of each body run in a TF1 session, both in ONE fresh process."""
+  jobs = [(serving_models["text"], "serving_default",
+           [_feeds(json.dumps(_strings_body(format_)), serving_models["text"])])
+          for format_ in FORMATS]
+  return {format_: outputs for format_, (outputs,) in
+          zip(FORMATS, run_many_in_serving_sessions(jobs))}
+
+
+@pytest.mark.parametrize("format_", FORMATS)
+def test_rest_body_with_strings_runs_like_the_server(serving_models, served_strings,
+                                                     format_):
+  body = _strings_body(format_)
   assert body["signature_name"] == "serving_default"
   feeds = _feeds(json.dumps(body), serving_models["text"])
   np.testing.assert_array_equal(feeds["sentences"], TEXT_FEEDS["sentences"])
-  assert_same_outputs(run_signature_in_serving_session(serving_models["text"], feeds),
-                      eager(serving_models["text"], TEXT_FEEDS))
+  # served_strings ran these same feeds (the same body through the oracle).
+  assert_same_outputs(served_strings[format_], eager(serving_models["text"], TEXT_FEEDS))
 
 
 @pytest.mark.parametrize("format_", ["instances", "inputs"])

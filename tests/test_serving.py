@@ -2,17 +2,20 @@
 
 One tiny TF1 checkpoint (tests/fixtures.tiny_config) is exported as the encoder
 (versions 1, 2, 3) and the preprocessing model (the text-embedding servable has
-its own tests/test_text_embedding.py). Each is then
+its own tests/test_text_embedding.py), once per test run (tests/fixtures.py:
+tiny_encoders, tiny_preprocessing). Each is then
   * read as files: one MetaGraph tagged `serve`, `serving_default` with
     meaningful names, batch dimension first;
-  * run by tests/serving_utils.py in a fresh process, in a tf.compat.v1
-    session, fed by tensor names, as tensorflow_model_server does, with its
-    warmup requests and with the requests the example clients build;
+  * run in a fresh process, in a tf.compat.v1 session, fed by tensor names,
+    as tensorflow_model_server does, with its warmup requests and with the
+    requests the example clients build (all of this module's runs in ONE
+    process: tests/serving_utils.py, run_many_in_serving_sessions);
   * compared with the eager call of the reloaded signature (the same kernels)
     and with the Python API (bert_hub.load_encoder + create_preprocessing).
 """
 import bert_hub  # noqa: F401  (legacy Keras first)
 
+import functools
 import pathlib
 
 import numpy as np
@@ -26,11 +29,11 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from bert_hub import preprocessing
 from bert_hub.encoder import INPUT_NAMES, sample_inputs
-from export import cli, lib, versions
+from export import cli, versions
 from export.verify import VERIFY_TOLERANCE
 from export.serving import ops
 from tests import fixtures
-from tests.serving_utils import run_signature_in_serving_session
+from tests import serving_utils
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = fixtures.tiny_config()
@@ -46,19 +49,16 @@ SENTENCES = ["hello world", "The cat sat on the mat.", "I liked this film very m
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-  root = tmp_path_factory.mktemp("serving_exports")
-  prefix, _ = fixtures.write_tf1_checkpoint(str(root / "ckpt"), CONFIG, with_mlm=False)
-  vocab = fixtures.write_vocab(str(root / "ckpt"))
-  paths = {}
-  for version in (1, 2, 3):
-    paths[f"encoder_v{version}"] = lib.export_encoder(
-        checkpoint=prefix, output_dir=str(root / "encoder"), version=version,
-        lower_case=True, report=lib.quiet_report).path
-  paths["preprocessing"] = lib.export_preprocessing(
-      vocab=vocab, output_dir=str(root / "preprocess"), seq_length=SEQ_LENGTH,
-      lower_case=True, report=lib.quiet_report).path
-  return dict(root=root, prefix=prefix, vocab=vocab, **paths)
+def exports(run_shared):
+  """The tiny encoder as versions 1, 2, 3 and the preprocessing model, each made
+  once per run (tests/fixtures.py: tiny_encoders, tiny_preprocessing)."""
+  encoders = fixtures.tiny_encoders(run_shared)
+  preprocessing = fixtures.tiny_preprocessing(run_shared)
+  return dict(encoder=encoders["base"], preprocess=preprocessing["base"],
+              prefix=encoders["prefix"], vocab=encoders["vocab"],
+              preprocessing_vocab=preprocessing["vocab"],
+              preprocessing=preprocessing["path"],
+              **{f"encoder_v{v}": encoders[v] for v in (1, 2, 3)})
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,8 @@ def python_api(exports):
   """The in-memory models of the Python API, as a user composes them."""
   model = bert_hub.load_encoder(exports["prefix"])
   preprocessor = preprocessing.create_preprocessing(
-      vocab_file=exports["vocab"], lower_case=True, default_seq_length=SEQ_LENGTH)
+      vocab_file=exports["preprocessing_vocab"], lower_case=True,
+      default_seq_length=SEQ_LENGTH)
 
   def embed(sentences, second=None):
     sentences = tf.constant(sentences, tf.string)
@@ -107,8 +108,14 @@ def _warmup_records(path):
   return records
 
 
+@functools.lru_cache(maxsize=None)
+def _loaded(path):
+  """The reloaded SavedModel, loaded once per module (the tests only call it)."""
+  return tf.saved_model.load(path)
+
+
 def _eager(path, feeds, signature_name="serving_default"):
-  function = tf.saved_model.load(path).signatures[signature_name]
+  function = _loaded(path).signatures[signature_name]
   return {k: v.numpy() for k, v in
           function(**{k: tf.constant(v) for k, v in feeds.items()}).items()}
 
@@ -204,17 +211,45 @@ def test_warmup_file_holds_prediction_logs_for_the_signatures(exports, kind):
 # ---------------------------------------------------------------- serve-tag sessions
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
-def test_encoder_runs_in_a_serving_session(exports, python_api, version):
-  path = exports[f"encoder_v{version}"]
+@pytest.fixture(scope="module")
+def served(exports):
+  """Every serving-session run of this module, in ONE fresh process.
+
+  The three encoders are loaded first, before tensorflow_text is imported (the
+  preprocessing model needs it), each in its own TF1 session: the report says,
+  per model, whether TF Text had been imported and which ops core TensorFlow
+  lacks, as run_signature_in_serving_session(report=) says for one model.
+  """
+  def warmup_requests(kind):
+    return [request for _, request in _warmup_records(exports[kind])]
+  feeds = {f"encoder_v{v}": warmup_requests(f"encoder_v{v}") + [_direct_encoder_feeds(v)[1]]
+           for v in (1, 2, 3)}
+  feeds["preprocessing"] = (warmup_requests("preprocessing")
+                            + [{"sentences": _strings(SENTENCES)}])
+  kinds = list(feeds)
+  results, reports = serving_utils.run_many_in_serving_sessions(
+      [(exports[kind], "serving_default", feeds[kind]) for kind in kinds], reports=True)
+  return {kind: (feeds[kind], outputs, report)
+          for kind, outputs, report in zip(kinds, results, reports)}
+
+
+def _direct_encoder_feeds(version):
+  """Sample ids (canonical names) and the same under the version's input names."""
   names = versions.get(version).input_names
   inputs = sample_inputs(CONFIG, batch=3, seq_length=SEQ_LENGTH, seed=7)
-  direct = {name: inputs[canonical] for name, canonical in zip(names, INPUT_NAMES)}
-  feeds = [request for _, request in _warmup_records(path)] + [direct]
-  report = {}
-  served = run_signature_in_serving_session(path, feeds, report=report)
+  return inputs, {name: inputs[canonical] for name, canonical in zip(names, INPUT_NAMES)}
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_encoder_runs_in_a_serving_session(exports, python_api, served, version):
+  path = exports[f"encoder_v{version}"]
+  inputs, direct = _direct_encoder_feeds(version)
+  feeds, served_outputs, report = served[f"encoder_v{version}"]
+  assert len(feeds) == len(served_outputs) and len(feeds) >= 3
+  for key, value in direct.items():  # the last request is the direct one
+    np.testing.assert_array_equal(feeds[-1][key], value)
   assert report == {"imported_tensorflow_text": False, "ops_not_in_core": []}
-  for request, outputs in zip(feeds, served):  # the warmup requests run, too
+  for request, outputs in zip(feeds, served_outputs):  # the warmup requests run, too
     _assert_same(outputs, _eager(path, request), **SESSION_TOLERANCE)
   want = python_api["model"](inputs, training=False)
   reference = {"pooled_output": want["pooled_output"],
@@ -223,22 +258,21 @@ def test_encoder_runs_in_a_serving_session(exports, python_api, version):
     reference["default"] = want["pooled_output"]
     reference.update({f"encoder_outputs_{i}": t
                       for i, t in enumerate(want["encoder_outputs"])})
-  _assert_same(served[-1], {k: np.asarray(v) for k, v in reference.items()},
+  _assert_same(served_outputs[-1], {k: np.asarray(v) for k, v in reference.items()},
                atol=VERIFY_TOLERANCE)
 
 
-def test_preprocessing_runs_in_a_serving_session(exports, python_api):
+def test_preprocessing_runs_in_a_serving_session(exports, python_api, served):
   path = exports["preprocessing"]
-  direct = {"sentences": _strings(SENTENCES)}
-  feeds = [request for _, request in _warmup_records(path)] + [direct]
-  report = {}
-  served = run_signature_in_serving_session(path, feeds, report=report)
+  feeds, served_outputs, report = served["preprocessing"]
+  assert len(feeds) == len(served_outputs) and len(feeds) >= 3
+  np.testing.assert_array_equal(feeds[-1]["sentences"], _strings(SENTENCES))
   assert report["imported_tensorflow_text"]  # FastWordpiece, as TF Serving embeds it
-  for request, outputs in zip(feeds, served):
+  for request, outputs in zip(feeds, served_outputs):
     _assert_same(outputs, _eager(path, request), atol=0)
   want = python_api["preprocessor"](tf.constant(SENTENCES))
-  _assert_same(served[-1], {k: v.numpy() for k, v in want.items()}, atol=0)
-  assert served[-1]["input_mask"][-1].sum() == SEQ_LENGTH  # the long one, truncated
+  _assert_same(served_outputs[-1], {k: v.numpy() for k, v in want.items()}, atol=0)
+  assert served_outputs[-1]["input_mask"][-1].sum() == SEQ_LENGTH  # the long one, truncated
 
 
 # ---------------------------------------------------------------- ops
@@ -256,10 +290,10 @@ def test_every_op_is_in_tf_serving(exports, kind):
 
 
 def test_cli_serving_config_parses_as_model_server_config(exports, tmp_path, capsys):
-  root = exports["root"]
+  encoder, preprocess = pathlib.Path(exports["encoder"]), pathlib.Path(exports["preprocess"])
   out = tmp_path / "config"
-  assert cli.main(["serving-config", "--model", f"bert={root / 'encoder'}",
-                   "--model", f"preprocess={root / 'preprocess'}", "--output", str(out),
+  assert cli.main(["serving-config", "--model", f"bert={encoder}",
+                   "--model", f"preprocess={preprocess}", "--output", str(out),
                    "--version-policy", "all", "--num-batch-threads", "2"]) == 0
   printed = capsys.readouterr().out
   assert "tensorflow_model_server" in printed and "--model_config_file=" in printed
@@ -267,7 +301,7 @@ def test_cli_serving_config_parses_as_model_server_config(exports, tmp_path, cap
                              model_server_config_pb2.ModelServerConfig())
   models = {c.name: c for c in config.model_config_list.config}
   assert sorted(models) == ["bert", "preprocess"]
-  assert models["preprocess"].base_path == str((root / "preprocess").resolve())
+  assert models["preprocess"].base_path == str(preprocess.resolve())
   assert all(c.model_platform == "tensorflow" for c in models.values())
   assert all(c.model_version_policy.WhichOneof("policy_choice") == "all"
              for c in models.values())

@@ -1,13 +1,25 @@
 """The text-classifier export (export/kinds/text_classifier.py) against Hugging Face.
 
-Reference: transformers' BertForSequenceClassification (PyTorch, CPU) made from
-the real all-MiniLM-L6-v2 weights with a seeded random head, tokenized by
-BertTokenizerFast; the exports run as TF Serving runs them
-(tests/serving_utils.py: fresh process, TF1 session, tag serve). Three heads:
-3-label single-label (softmax), 4-label multi-label (sigmoid), 1-output
-regression (the score); the 3-label head also as a google-research
-run_classifier.py TF1 checkpoint, written here with its own names.
+Reference: transformers' BertForSequenceClassification (PyTorch, CPU), tokenized
+by BertTokenizerFast. The model is a small random BERT (L=2, H=32, A=4; the
+rest of all-MiniLM-L6-v2's config.json, so its "gelu" is the exact erf) with
+MiniLM's real vocab.txt and tokenizer_config.json: accents, CJK and emoji
+tokenize as for the real model. Its weights are scaled so that the erf/tanh
+GELU, the token types and the mask each move the logits far beyond the
+tolerance (test_reference_model_tells_what_the_checks_need). Three heads with
+seeded random weights: 3-label single-label (softmax), 4-label multi-label
+(sigmoid), 1-output regression (the score); the 3-label model also as a
+google-research run_classifier.py TF1 checkpoint, written here with its own
+names. Also: tf-models' own BertClassifier (TF2; both head variants) against
+tf-models, and a tiny classifier served in bfloat16.
+
+Each SavedModel is exported once per module (an export costs its fixed
+TensorFlow work whatever the model's size). The exports run as TF Serving runs
+them (tests/serving_utils.py: a fresh process, TF1 sessions, tag serve): every
+request this module serves goes to ONE child process (the `served` fixture),
+and the tests assert on its answers.
 """
+import functools
 import json
 import os
 import re
@@ -22,7 +34,7 @@ from export import classifier_object
 from export.kinds import text_classifier
 from export.serving import files, ops
 from tests import fixtures
-from tests.serving_utils import run_signature_in_serving_session
+from tests.serving_utils import run_many_in_serving_sessions
 
 import tensorflow as tf  # pylint: disable=wrong-import-order
 
@@ -32,12 +44,19 @@ SENTENCES = ["What a great movie!", "", "Café, naïve — “quotes” and emoj
              "中国人喜欢喝茶。", " ".join(["hello world"] * 40)]  # the last is truncated
 SECOND = ["I loved every minute of it.", "The first segment is empty.", "",
           "我是中国人", "short"]
+EXAMPLE_SECOND = [s if i % 2 else None for i, s in enumerate(SECOND)]  # tf.Examples: some pairs
 HEADS = {  # name: (num_labels, problem_type, label names)
     "single": (3, "single_label_classification", ["negative", "neutral", "positive"]),
     "multi": (4, "multi_label_classification", ["sports", "politics", "science", "art"]),
     "regression": (1, None, None),
 }
 TF1_LABELS = "negative,neutral,positive"
+# The small model: MiniLM's config.json but for these sizes and the weights'
+# scale (HF's default 0.02 would leave the GELU's pre-activations so small
+# that erf and tanh agree within TOLERANCE).
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+             intermediate_size=64, initializer_range=0.2)
+TF2_SENTENCES = ["the cat sat on the mat .", "", "我是中国人", "hello world " * 10]
 
 
 def _strings(values):
@@ -45,19 +64,27 @@ def _strings(values):
 
 
 def write_hf_classifier(folder, *, num_labels, problem_type, labels, seed=0):
-  """BertForSequenceClassification on MiniLM with a seeded random head."""
+  """A small random BertForSequenceClassification with MiniLM's vocab and tokenizer files."""
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
-  kw = dict(num_labels=num_labels)
+  with open(os.path.join(fixtures.minilm_dir(), "config.json"), encoding="utf-8") as f:
+    minilm = json.load(f)
+  kw = {k: minilm[k] for k in ("vocab_size", "hidden_act", "max_position_embeddings",
+                               "type_vocab_size", "layer_norm_eps", "pad_token_id")}
+  assert kw["hidden_act"] == "gelu"  # HF's "gelu" is the exact erf
+  kw.update(SMALL, num_labels=num_labels)
   if problem_type:
     kw["problem_type"] = problem_type
   if labels:
     kw.update(id2label=dict(enumerate(labels)),
               label2id={label: i for i, label in enumerate(labels)})
-  model = transformers.BertForSequenceClassification.from_pretrained(
-      fixtures.minilm_dir(), **kw).eval()
+  torch.manual_seed(seed)
+  model = transformers.BertForSequenceClassification(transformers.BertConfig(**kw)).eval()
   generator = torch.Generator().manual_seed(seed)
   with torch.no_grad():
+    for name, p in model.named_parameters():  # non-trivial LayerNorm / bias values
+      if "LayerNorm" in name or name.endswith("bias"):
+        p.add_(0.1 * torch.randn(p.shape, generator=generator))
     for p in (model.classifier.weight, model.classifier.bias):
       p.copy_(0.5 * torch.randn(p.shape, generator=generator))
   model.save_pretrained(folder, safe_serialization=True)
@@ -66,17 +93,42 @@ def write_hf_classifier(folder, *, num_labels, problem_type, labels, seed=0):
   return str(folder)
 
 
-def hf_logits(folder, sentences, second=None):
+@functools.lru_cache(maxsize=None)
+def _hf_tokenizer(folder):
+  import transformers  # pylint: disable=g-import-not-at-top
+  return transformers.BertTokenizerFast.from_pretrained(folder)
+
+
+@functools.lru_cache(maxsize=None)
+def _hf_model(folder, **config_overrides):
+  """BertForSequenceClassification (PyTorch) of `folder`, read once."""
+  import transformers  # pylint: disable=g-import-not-at-top
+  return transformers.BertForSequenceClassification.from_pretrained(
+      folder, **config_overrides).eval()
+
+
+def hf_logits(folder, sentences, second=None, **overrides):
   """Hugging Face's logits [B, N] (PyTorch), tokenized by BertTokenizerFast."""
   import torch  # pylint: disable=g-import-not-at-top
-  import transformers  # pylint: disable=g-import-not-at-top
-  tokenizer = transformers.BertTokenizerFast.from_pretrained(folder)
-  model = transformers.BertForSequenceClassification.from_pretrained(folder).eval()
+  tokenizer, model = _hf_tokenizer(folder), _hf_model(folder, **overrides)
   args = (sentences,) if second is None else (sentences, second)
   encoded = tokenizer(*args, padding=True, truncation=True, max_length=SEQ_LENGTH,
                       return_tensors="pt")
   with torch.no_grad():
     return model(**encoded).logits.numpy()
+
+
+def _hf_packed(folder, sentences, *, seq_length) -> dict:
+  """BERT's encoder inputs by Hugging Face's BertTokenizerFast (the folder's
+  vocab.txt, lower-cased), padded to seq_length: int32 [B, seq_length] each."""
+  import transformers  # pylint: disable=g-import-not-at-top
+  tokenizer = transformers.BertTokenizerFast(os.path.join(folder, "vocab.txt"),
+                                             do_lower_case=True)
+  encoded = tokenizer(sentences, padding="max_length", truncation=True,
+                      max_length=seq_length, return_tensors="np")
+  return dict(input_word_ids=encoded["input_ids"].astype(np.int32),
+              input_mask=encoded["attention_mask"].astype(np.int32),
+              input_type_ids=encoded["token_type_ids"].astype(np.int32))
 
 
 def hf_to_run_classifier_names(folder) -> dict:
@@ -108,20 +160,27 @@ def hf_to_run_classifier_names(folder) -> dict:
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def hf_folders(tmp_path_factory):
+  """{head name: a Hugging Face BertForSequenceClassification directory}."""
+  root = tmp_path_factory.mktemp("hf_classifiers")
+  return {name: write_hf_classifier(root / name, num_labels=num_labels,
+                                    problem_type=problem_type, labels=labels)
+          for name, (num_labels, problem_type, labels) in HEADS.items()}
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, hf_folders):
   """Each head exported once: {name: (hf folder, DIR/1)} plus "tf1"."""
   root = tmp_path_factory.mktemp("text_classifier")
   out = {}
-  for name, (num_labels, problem_type, labels) in HEADS.items():
-    folder = write_hf_classifier(root / f"hf_{name}", num_labels=num_labels,
-                                 problem_type=problem_type, labels=labels)
+  for name, folder in hf_folders.items():
     result = text_classifier.export_text_classifier(
         checkpoint=folder, output_dir=str(root / f"out_{name}"),
         seq_length=SEQ_LENGTH, report=lambda *_: None)
     out[name] = (folder, result.path)
   # The same 3-label model as a run_classifier.py checkpoint (TF1 names, Adam
-  # slots and global_step as the original wrote them) with MiniLM's HF
-  # config.json beside it (its "gelu" is the exact erf, as MiniLM was trained).
+  # slots and global_step as the original wrote them) with its HF config.json
+  # beside it (MiniLM's "gelu": the exact erf, as MiniLM was trained).
   tf1 = root / "tf1"
   tf1.mkdir()
   arrays = hf_to_run_classifier_names(out["single"][0])
@@ -134,6 +193,101 @@ def exports(tmp_path_factory):
   assert code == 0
   out["tf1"] = (out["single"][0], str(root / "out_tf1" / "1"))
   return out
+
+
+@pytest.fixture(scope="module")
+def tf2_exports(tmp_path_factory):
+  """tf-models' own BertClassifier, saved as its trainer saves it (model=...),
+  with use_encoder_pooler False (the default) and True, each exported:
+  {use_encoder_pooler: (DIR/1, the classifier's logits on TF2_SENTENCES packed
+  by Hugging Face's BertTokenizerFast, lower-cased, padded to S = 16)}."""
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from official.nlp.modeling import models  # pylint: disable=g-import-not-at-top
+  from bert_hub.encoder import build_network  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("tf2_classifier")
+  config = fixtures.tiny_config()
+  out = {}
+  for use_encoder_pooler in (False, True):
+    tmp_path = root / f"use_encoder_pooler_{use_encoder_pooler}"
+    tf_keras.utils.set_random_seed(0)
+    classifier = models.BertClassifier(network=build_network(config), num_classes=3,
+                                       use_encoder_pooler=use_encoder_pooler)
+    ids = tf.zeros([1, 4], tf.int32)
+    classifier(dict(input_word_ids=ids, input_mask=ids + 1, input_type_ids=ids))
+    for v in classifier.variables:  # non-trivial LayerNorm / bias values
+      v.assign(v + 0.1 * tf.random.normal(v.shape))
+    folder = tmp_path / "tf2"
+    prefix = tf.train.Checkpoint(model=classifier).save(str(folder / "ckpt"))
+    with open(folder / "bert_config.json", "w") as f:
+      json.dump(fixtures.bert_config_json(config), f)
+    fixtures.write_vocab(str(folder))
+    result = text_classifier.export_text_classifier(
+        checkpoint=prefix, output_dir=str(tmp_path / "out"), labels="a,b,c",
+        seq_length=16, lower_case=True, report=lambda *_: None)
+    packed = _hf_packed(str(folder), TF2_SENTENCES, seq_length=16)
+    out[use_encoder_pooler] = (result.path, classifier(
+        {k: tf.constant(v) for k, v in packed.items()}, training=False).numpy())
+  return out
+
+
+@pytest.fixture(scope="module")
+def method_names_model(tmp_path_factory):
+  """A small SavedModel, two signatures of one function, whose "classification"
+  method name set_example_method_names rewrote to classify."""
+  path = tmp_path_factory.mktemp("method_names")
+  module = tf.Module()
+  module.f = tf.function(lambda inputs: {"scores": tf.ones([tf.size(inputs), 2])},
+                         input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+  tf.saved_model.save(module, str(path), signatures={
+      "serving_default": module.f.get_concrete_function(),
+      "classification": module.f.get_concrete_function()})
+  classifier_object.set_example_method_names(
+      str(path), {"classification": classifier_object.CLASSIFY_METHOD})
+  return str(path)
+
+
+def _example_signature(name):
+  return "regression" if name == "regression" else "classification"
+
+
+@pytest.fixture(scope="module")
+def served(exports, tf2_exports, bfloat16_export, method_names_model):
+  """Every request this module serves, run in ONE TF Serving-style child process
+  (a TF1 session per SavedModel): {(export name, signature): outputs}.
+
+  The four heads: serving_default and pairs on SENTENCES (, SECOND), their
+  tf.Example signature on Examples mixing single sentences and pairs; the two
+  TF2 classifiers: serving_default; the bfloat16 export: serving_default on
+  MIXED; the method-name model: classification.
+  """
+  jobs = {}
+  for name, (_, path) in exports.items():
+    jobs[name, "serving_default"] = [{"sentences": _strings(SENTENCES)}]
+    jobs[name, "pairs"] = [{"sentences": _strings(SENTENCES),
+                            "second_sentences": _strings(SECOND)}]
+    jobs[name, _example_signature(name)] = [
+        {"inputs": classifier_object.example_bytes(SENTENCES, EXAMPLE_SECOND)}]
+  paths = {name: path for name, (_, path) in exports.items()}
+  for use_encoder_pooler, (path, _) in tf2_exports.items():
+    paths[f"tf2_{use_encoder_pooler}"] = path
+    jobs[f"tf2_{use_encoder_pooler}", "serving_default"] = [
+        {"sentences": _strings(TF2_SENTENCES)}]
+  paths["bfloat16"] = bfloat16_export[1]
+  jobs["bfloat16", "serving_default"] = [{"sentences": _strings(MIXED)}]
+  paths["method_names"] = method_names_model
+  jobs["method_names", "classification"] = [{"inputs": _strings(["a", "b"])}]
+  results = run_many_in_serving_sessions(
+      [(paths[name], signature, feeds) for (name, signature), feeds in jobs.items()])
+  return {key: outputs[0] for key, outputs in zip(jobs, results)}
+
+
+@pytest.fixture(scope="module")
+def single_layer(exports):
+  """hub.KerasLayer of the "single" export, made once for the tests that only
+  read it. Its resolved_object is what tf.saved_model.load(path) returns
+  (hub.load is tf.saved_model.load of the resolved path): one load, not two."""
+  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  return hub.KerasLayer(exports["single"][1])
 
 
 def _expected(name, logits):
@@ -159,33 +313,50 @@ def _assert_outputs(got, want):
       np.testing.assert_allclose(got[key], value, rtol=0, atol=TOLERANCE, err_msg=key)
 
 
+# ------------------------------------------------- the reference itself
+
+
+def test_reference_model_tells_what_the_checks_need(hf_folders):
+  """The small random model's logits move far beyond TOLERANCE with tanh's GELU
+  instead of erf's, with the second segment's token types 0, or with padding
+  attended; so the comparisons with Hugging Face below can fail on those
+  mistakes. MiniLM's tokenizer files: accents stripped, CJK characters split."""
+  import torch  # pylint: disable=g-import-not-at-top
+  folder = hf_folders["single"]
+  want = hf_logits(folder, SENTENCES, SECOND)
+  tanh = hf_logits(folder, SENTENCES, SECOND, hidden_act="gelu_new")
+  assert np.abs(tanh - want).max() > 20 * TOLERANCE
+  tokenizer, model = _hf_tokenizer(folder), _hf_model(folder)
+  encoded = tokenizer(SENTENCES, SECOND, padding=True, truncation=True,
+                      max_length=SEQ_LENGTH, return_tensors="pt")
+  for key, value in [("token_type_ids", torch.zeros_like(encoded["token_type_ids"])),
+                     ("attention_mask", torch.ones_like(encoded["attention_mask"]))]:
+    with torch.no_grad():
+      changed = model(**dict(encoded, **{key: value})).logits.numpy()
+    assert np.abs(changed - want).max() > 20 * TOLERANCE, key
+  assert tokenizer.tokenize(SENTENCES[2])[:3] == ["cafe", ",", "naive"]
+  assert tokenizer.tokenize(SENTENCES[3])[:3] == ["中", "国", "人"]
+
+
 # ------------------------------------------------- served vs Hugging Face
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["single", "multi", "regression", "tf1"])
-def test_served_predict_signatures_equal_hugging_face(exports, name):
-  folder, path = exports[name]
-  single = run_signature_in_serving_session(path, {"sentences": _strings(SENTENCES)})
-  pairs = run_signature_in_serving_session(
-      path, {"sentences": _strings(SENTENCES), "second_sentences": _strings(SECOND)},
-      "pairs")
-  _assert_outputs(single, _expected(name, hf_logits(folder, SENTENCES)))
-  _assert_outputs(pairs, _expected(name, hf_logits(folder, SENTENCES, SECOND)))
+def test_served_predict_signatures_equal_hugging_face(exports, served, name):
+  folder, _ = exports[name]
+  _assert_outputs(served[name, "serving_default"], _expected(name, hf_logits(folder, SENTENCES)))
+  _assert_outputs(served[name, "pairs"], _expected(name, hf_logits(folder, SENTENCES, SECOND)))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["single", "multi", "regression", "tf1"])
-def test_served_example_signature_equals_hugging_face(exports, name):
+def test_served_example_signature_equals_hugging_face(exports, served, name):
   """tf.Examples mixing single sentences (no second_sentences) and pairs."""
-  folder, path = exports[name]
-  mixed = [s if i % 2 else None for i, s in enumerate(SECOND)]
-  signature = "regression" if name == "regression" else "classification"
-  got = run_signature_in_serving_session(
-      path, {"inputs": classifier_object.example_bytes(SENTENCES, mixed)}, signature)
+  folder, _ = exports[name]
+  signature = _example_signature(name)
+  got = served[name, signature]
   logits = np.stack([
       hf_logits(folder, [a])[0] if b is None else hf_logits(folder, [a], [b])[0]
-      for a, b in zip(SENTENCES, mixed)])
+      for a, b in zip(SENTENCES, EXAMPLE_SECOND)])
   want = _expected(name, logits)
   if signature == "regression":
     assert sorted(got) == ["outputs"]
@@ -198,7 +369,6 @@ def test_served_example_signature_equals_hugging_face(exports, name):
       got["classes"], np.array([[l.encode() for l in labels]] * len(SENTENCES), object))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["single", "regression"])
 def test_example_signatures_are_what_tf_serving_checks(exports, name):
   """classifier.cc / regressor.cc: method name, one input `inputs`, the output keys."""
@@ -231,7 +401,6 @@ def test_example_signatures_are_what_tf_serving_checks(exports, name):
   assert stored.saved_model_checksum == fresh.saved_model_checksum
 
 
-@pytest.mark.slow
 def test_warmup_has_a_record_for_every_signature(exports):
   from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top
   for name, signature, log_type in [("single", "classification", "classify_log"),
@@ -253,15 +422,13 @@ def test_warmup_has_a_record_for_every_signature(exports):
                                            zip(read, seen) if kind != "predict_log")
 
 
-@pytest.mark.slow
-def test_ops_are_in_tf_serving_and_object_api(exports):
-  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+def test_ops_are_in_tf_serving_and_object_api(exports, single_layer):
   folder, path = exports["single"]
   assert ops.ops_outside_allowlist(path) == []
-  loaded = tf.saved_model.load(path)
+  loaded = single_layer.resolved_object  # hub.load(path): tf.saved_model.load
   want = _expected("single", hf_logits(folder, SENTENCES))
   _assert_outputs({k: v.numpy() for k, v in loaded(tf.constant(SENTENCES)).items()}, want)
-  layer_out = hub.KerasLayer(path)(tf.constant(SENTENCES))
+  layer_out = single_layer(tf.constant(SENTENCES))  # hub.KerasLayer(path)
   _assert_outputs({k: v.numpy() for k, v in layer_out.items()}, want)
   pairs = loaded.classify_pairs(tf.constant(SENTENCES), tf.constant(SECOND))
   np.testing.assert_allclose(pairs["logits"].numpy(), hf_logits(folder, SENTENCES, SECOND),
@@ -274,7 +441,6 @@ def test_ops_are_in_tf_serving_and_object_api(exports):
                                second_sentences=tf.constant(["c"]))
 
 
-@pytest.mark.slow
 def test_model_page_and_metadata(exports):
   _, path = exports["multi"]
   with open(os.path.join(path, "README.md"), encoding="utf-8") as f:
@@ -393,34 +559,11 @@ def test_hf_head_function_follows_transformers():
 # ------------------------------------------------- TF Model Garden BertClassifier
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("use_encoder_pooler", [False, True])  # False: the default
-def test_tf2_bert_classifier_checkpoint(tmp_path, use_encoder_pooler):
+def test_tf2_bert_classifier_checkpoint(tf2_exports, served, use_encoder_pooler):
   """tf-models' own BertClassifier, saved as its trainer saves it (model=...)."""
-  import tf_keras  # pylint: disable=g-import-not-at-top
-  from official.nlp.modeling import models  # pylint: disable=g-import-not-at-top
-  from bert_hub.encoder import build_network  # pylint: disable=g-import-not-at-top
-  config = fixtures.tiny_config()
-  tf_keras.utils.set_random_seed(0)
-  classifier = models.BertClassifier(network=build_network(config), num_classes=3,
-                                     use_encoder_pooler=use_encoder_pooler)
-  ids = tf.zeros([1, 4], tf.int32)
-  classifier(dict(input_word_ids=ids, input_mask=ids + 1, input_type_ids=ids))
-  for v in classifier.variables:  # non-trivial LayerNorm / bias values
-    v.assign(v + 0.1 * tf.random.normal(v.shape))
-  folder = tmp_path / "tf2"
-  prefix = tf.train.Checkpoint(model=classifier).save(str(folder / "ckpt"))
-  with open(folder / "bert_config.json", "w") as f:
-    json.dump(fixtures.bert_config_json(config), f)
-  fixtures.write_vocab(str(folder))
-  result = text_classifier.export_text_classifier(
-      checkpoint=prefix, output_dir=str(tmp_path / "out"), labels="a,b,c",
-      seq_length=16, lower_case=True, report=lambda *_: None)
-  sentences = ["the cat sat on the mat .", "", "我是中国人", "hello world " * 10]
-  loaded = tf.saved_model.load(result.path)
-  packed = loaded.preprocessor(tf.constant(sentences))
-  logits = classifier(packed, training=False).numpy()
-  got = run_signature_in_serving_session(result.path, {"sentences": _strings(sentences)})
+  _, logits = tf2_exports[use_encoder_pooler]
+  got = served[f"tf2_{use_encoder_pooler}", "serving_default"]
   np.testing.assert_allclose(got["logits"], logits, rtol=0, atol=TOLERANCE)
   np.testing.assert_allclose(got["probabilities"], tf.nn.softmax(logits).numpy(),
                              rtol=0, atol=TOLERANCE)
@@ -436,93 +579,92 @@ def test_cli_tf2_encoder_checkpoint_has_no_head(tmp_path, capsys):
   assert "no classification head" in err and "(an encoder checkpoint)" in err
 
 
-def test_set_example_method_names_rewrites_only_the_named_signature(tmp_path):
+def test_set_example_method_names_rewrites_only_the_named_signature(method_names_model,
+                                                                    served):
   """On a small SavedModel: the proto says classify, TF2 and TF1 loaders still run it."""
-  module = tf.Module()
-  module.f = tf.function(lambda inputs: {"scores": tf.ones([tf.size(inputs), 2])},
-                         input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-  tf.saved_model.save(module, str(tmp_path), signatures={
-      "serving_default": module.f.get_concrete_function(),
-      "classification": module.f.get_concrete_function()})
-  classifier_object.set_example_method_names(
-      str(tmp_path), {"classification": classifier_object.CLASSIFY_METHOD})
-  assert classifier_object.signature_method_names(str(tmp_path)) == {
+  path = method_names_model
+  assert classifier_object.signature_method_names(path) == {
       "serving_default": "tensorflow/serving/predict",
       "classification": "tensorflow/serving/classify"}
-  loaded = tf.saved_model.load(str(tmp_path))
+  loaded = tf.saved_model.load(path)
   assert loaded.signatures["classification"](inputs=tf.constant(["a"]))["scores"].shape == (1, 2)
-  got = run_signature_in_serving_session(tmp_path, {"inputs": _strings(["a", "b"])},
-                                         "classification")
+  got = served["method_names", "classification"]  # fed ["a", "b"]
   np.testing.assert_array_equal(got["scores"], np.ones((2, 2), np.float32))
   with pytest.raises(RuntimeError, match="no signature 'regression'"):
     classifier_object.set_example_method_names(
-        str(tmp_path), {"regression": classifier_object.REGRESS_METHOD})
+        path, {"regression": classifier_object.REGRESS_METHOD})
 
 
 # ------------------------------------- computing on the request's own lengths
 
 # Mixed lengths across several chunks (bert_hub/length_buckets.CHUNK_SIZE rows
-# each): empty strings, texts longer than S, in no order.
-MIXED = (["", "hello", " ".join(["the dog"] * 30), "the cat sat on the mat .", "?",
+# each): empty strings, texts longer than S (= SEQ_LENGTH), in no order.
+MIXED = (["", "hello", " ".join(["the dog"] * 40), "the cat sat on the mat .", "?",
           "i liked this film very much !", "", " ".join(["word"] * 9), "a b c d e f",
           " ".join(["long text"] * 50)] * 2 + ["one more", ""])
 
 
 @pytest.fixture(scope="module")
-def tiny_exports(tmp_path_factory):
-  """A tiny HF classifier (random weights) exported at S = 16, float32 and bfloat16."""
+def bfloat16_export(tmp_path_factory):
+  """A tiny HF classifier (random weights) exported at S = 16 in bfloat16."""
   root = tmp_path_factory.mktemp("tiny_classifier")
   folder = _tiny_hf_classifier(root / "hf", num_labels=3, labels=["a", "b", "c"])
-  return folder, {precision: text_classifier.export_text_classifier(
-      checkpoint=folder, output_dir=str(root / precision), seq_length=16,
-      lower_case=True, serving_precision=precision, report=lambda *_: None).path
-                  for precision in ("float32", "bfloat16")}
+  return folder, text_classifier.export_text_classifier(
+      checkpoint=folder, output_dir=str(root / "bfloat16"), seq_length=16,
+      lower_case=True, serving_precision="bfloat16", report=lambda *_: None).path
 
 
-def _fixed_length_logits(folder, loaded, sentences, second=None):
-  """Hugging Face's BertForSequenceClassification (PyTorch) on the export's own
-  packing padded to S = 16: the fixed-length computation."""
+def _logits_on_packed(folder, inputs):
+  """Hugging Face's BertForSequenceClassification (PyTorch) on packed inputs."""
   import torch  # pylint: disable=g-import-not-at-top
-  import transformers  # pylint: disable=g-import-not-at-top
+  with torch.no_grad():
+    return _hf_model(folder)(
+        input_ids=torch.tensor(np.asarray(inputs["input_word_ids"])).long(),
+        attention_mask=torch.tensor(np.asarray(inputs["input_mask"])).long(),
+        token_type_ids=torch.tensor(np.asarray(inputs["input_type_ids"])).long()
+        ).logits.numpy()
+
+
+def _fixed_length_logits(folder, loaded, sentences, second=None, *, seq_length):
+  """Hugging Face's BertForSequenceClassification (PyTorch) on the export's own
+  packing padded to S = seq_length: the fixed-length computation."""
   pre = loaded.preprocessor
   if second is None:
     inputs = pre(tf.constant(sentences))
   else:
     inputs = pre.bert_pack_inputs([pre.tokenize(tf.constant(sentences)),
-                                   pre.tokenize(tf.constant(second))], seq_length=16)
-  model = transformers.BertForSequenceClassification.from_pretrained(folder).eval()
-  with torch.no_grad():
-    return model(input_ids=torch.tensor(inputs["input_word_ids"].numpy()).long(),
-                 attention_mask=torch.tensor(inputs["input_mask"].numpy()).long(),
-                 token_type_ids=torch.tensor(inputs["input_type_ids"].numpy()).long()
-                 ).logits.numpy()
+                                   pre.tokenize(tf.constant(second))],
+                                  seq_length=seq_length)
+  assert inputs["input_word_ids"].shape[1] == seq_length
+  return _logits_on_packed(folder, {k: v.numpy() for k, v in inputs.items()})
 
 
 @pytest.mark.parametrize("batch", [MIXED, MIXED[2:3], MIXED[:5]])
-def test_outputs_follow_length_and_equal_the_fixed_length_computation(tiny_exports, batch):
+def test_outputs_follow_length_and_equal_the_fixed_length_computation(exports, single_layer,
+                                                                      batch):
   """Batches of 22 (three chunks), 1 and 5 rows, singles and pairs: logits and
   probabilities within 1e-5 of the computation padded to S, in request order."""
-  folder, paths = tiny_exports
-  loaded = tf.saved_model.load(paths["float32"])
+  folder, path = exports["single"]
+  loaded = single_layer.resolved_object  # tf.saved_model.load(path), via hub.load
   second = list(reversed(batch))
   for got, want in (
       (loaded.signatures["serving_default"](sentences=tf.constant(batch)),
-       _fixed_length_logits(folder, loaded, batch)),
+       _fixed_length_logits(folder, loaded, batch, seq_length=SEQ_LENGTH)),
       (loaded.signatures["pairs"](sentences=tf.constant(batch),
                                   second_sentences=tf.constant(second)),
-       _fixed_length_logits(folder, loaded, batch, second))):
+       _fixed_length_logits(folder, loaded, batch, second, seq_length=SEQ_LENGTH))):
     np.testing.assert_allclose(got["logits"], want, rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(got["probabilities"], tf.nn.softmax(want).numpy(),
                                rtol=0, atol=TOLERANCE)
-  assert ops.ops_outside_allowlist(paths["float32"]) == []
+  assert ops.ops_outside_allowlist(path) == []
 
 
-def test_bfloat16_serving_precision(tiny_exports):
+def test_bfloat16_serving_precision(bfloat16_export, served):
   """--serving-precision bfloat16: verified (relative) at export; ops allowed;
-  probabilities close to float32's."""
-  folder, paths = tiny_exports
-  loaded = tf.saved_model.load(paths["bfloat16"])
-  assert ops.ops_outside_allowlist(paths["bfloat16"]) == []
-  got = loaded.signatures["serving_default"](sentences=tf.constant(MIXED))
-  want = tf.nn.softmax(_fixed_length_logits(folder, loaded, MIXED)).numpy()
-  np.testing.assert_allclose(got["probabilities"], want, rtol=0, atol=1e-2)
+  probabilities, served as TF Serving serves them, close to float32's (Hugging
+  Face on BertTokenizerFast's packing padded to S = 16: single sentences)."""
+  folder, path = bfloat16_export
+  assert ops.ops_outside_allowlist(path) == []
+  got = served["bfloat16", "serving_default"]  # fed MIXED
+  want = tf.nn.softmax(_logits_on_packed(folder, _hf_packed(folder, MIXED, seq_length=16)))
+  np.testing.assert_allclose(got["probabilities"], want.numpy(), rtol=0, atol=1e-2)

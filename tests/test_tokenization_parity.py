@@ -11,7 +11,8 @@ whitespace and a capital, quote or parenthesis; about 4,300 sentences), plus
 HAND_SET below: the characters where tokenizers usually disagree.
 
 Ids come from the SavedModel's `tokenize` after save and reload, flattened
-over words, for (a) the uncased MiniLM vocab with lower_case=True and (b) a
+over words, for (a) the uncased MiniLM vocab with lower_case=True (the model
+tests/fixtures.py saves once per run, which other modules check too) and (b) a
 cased vocab built here (MiniLM's plus capitalized and upper-case forms and the
 characters of HAND_SET) with lower_case=False.
 """
@@ -26,6 +27,7 @@ from benchmarks.preprocessing import pydoc_sentences
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
+from tests import fixtures
 
 HAND_SET = [
     # Accented Latin: precomposed, decomposed, upper case, ligatures.
@@ -86,6 +88,14 @@ def saved(vocab, lower_case, path):
 
 
 @pytest.fixture(scope="module")
+def uncased(run_shared):
+  """The uncased MiniLM model (lower_case=True, faithful), saved and reloaded."""
+  assert fixtures.MINILM_PREPROCESSING["lower_case"] is True
+  assert "normalization" not in fixtures.MINILM_PREPROCESSING  # faithful
+  return hub.load(fixtures.saved_minilm_preprocessing(run_shared))
+
+
+@pytest.fixture(scope="module")
 def corpus():
   sentences = pydoc_sentences()
   assert len(sentences) >= 1500
@@ -111,11 +121,10 @@ def cased_vocab(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_uncased_minilm(corpus, tmp_path):
+def test_uncased_minilm(corpus, uncased):
   vocab = os.path.join(minilm_dir(), "vocab.txt")
-  model = saved(vocab, True, tmp_path)
   tokenizer = full_tokenizer(vocab, True)
-  assert mismatches(model, tokenizer, corpus + HAND_SET) == []
+  assert mismatches(uncased, tokenizer, corpus + HAND_SET) == []
 
 
 @pytest.mark.slow
@@ -129,13 +138,20 @@ def test_cased_vocab(corpus, cased_vocab, tmp_path):
 
 
 @pytest.mark.slow
-def test_hand_set_exercises_the_hard_cases(cased_vocab):
-  """HAND_SET hits what NFKC case folding (TF Text's lower_case) changes."""
-  vocab = os.path.join(minilm_dir(), "vocab.txt")
-  faithful = create_preprocessing(vocab_file=vocab, lower_case=True)
-  tf_text = create_preprocessing(vocab_file=vocab, lower_case=True,
-                                 normalization="tf_text")
-  differing = [t for t in HAND_SET
-               if faithful.tokenize(tf.constant([t])).to_list() !=
-               tf_text.tokenize(tf.constant([t])).to_list()]
+def test_hand_set_exercises_the_hard_cases(uncased, run_shared):
+  """HAND_SET hits what NFKC case folding (TF Text's lower_case) changes.
+
+  Both MiniLM models (lower_case=True) are the ones saved once per run; the
+  whole set goes through each in one batch (each row's ids do not depend on
+  the others', tests/test_preprocessing_model.py).
+  """
+  settings = fixtures.MINILM_TF_TEXT_PREPROCESSING
+  assert settings["lower_case"] is True and settings["normalization"] == "tf_text"
+  tf_text = hub.load(fixtures.saved_minilm_tf_text_preprocessing(run_shared))
+  batch = tf.constant(HAND_SET)
+  faithful_ids = uncased.tokenize(batch).to_list()
+  tf_text_ids = tf_text.tokenize(batch).to_list()
+  assert len(faithful_ids) == len(tf_text_ids) == len(HAND_SET)
+  differing = [t for t, a, b in zip(HAND_SET, faithful_ids, tf_text_ids)
+               if a != b]
   assert len(differing) >= 8, differing

@@ -192,14 +192,15 @@ def test_strip_accents_false_from_the_files_equals_hugging_face(tmp_path):
 
 
 @pytest.mark.slow
-def test_model_page_and_metadata_say_where_the_casing_came_from(tmp_path):
-  result = lib.export_encoder(checkpoint=fixtures.minilm_dir(),
-                              output_dir=str(tmp_path / "enc"), report=lib.quiet_report)
-  with open(os.path.join(result.path, "bert_hub.json"), encoding="utf-8") as f:
+def test_model_page_and_metadata_say_where_the_casing_came_from(minilm_demo):
+  # The demo's encoder: lib.export_encoder(checkpoint=<MiniLM>) with the
+  # default options, made once per run (tests/conftest.py).
+  path = os.path.join(minilm_demo["output"], "minilm_l6_encoder", "3")
+  with open(os.path.join(path, "bert_hub.json"), encoding="utf-8") as f:
     meta = json.load(f)
   assert meta["tokenizer"]["lower_case"] is True
   assert meta["tokenizer"]["sources"]["lower_case"].endswith("tokenizer_config.json")
-  with open(os.path.join(result.path, "README.md"), encoding="utf-8") as f:
+  with open(os.path.join(path, "README.md"), encoding="utf-8") as f:
     page = f.read()
   assert "`do_lower_case=True` (" in page and "tokenizer_config.json)" in page
-  assert np.asarray(tf.saved_model.load(result.path).do_lower_case.numpy())
+  assert np.asarray(tf.saved_model.load(path).do_lower_case.numpy())

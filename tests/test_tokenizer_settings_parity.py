@@ -37,6 +37,7 @@ from bert_hub import _keras  # noqa: F401  (must run before tensorflow is import
 from bert_hub.preprocessing import create_preprocessing
 from bert_hub.preprocessing import preprocessing_signatures
 
+import functools
 import os
 import unicodedata
 
@@ -51,6 +52,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
+from tests import fixtures
 from tests.test_preprocessing_fuzz import TRICKY
 from tests.test_preprocessing_fuzz import tricky_vocab_tokens
 
@@ -134,12 +136,22 @@ def accent_vocab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def saved_models(tmp_path_factory):
-  """get(vocab, lower_case, strip_accents, chinese) -> the reloaded model."""
+def saved_models(tmp_path_factory, run_shared):
+  """get(vocab, lower_case, strip_accents, chinese) -> the reloaded model.
+
+  Each is built, saved and reloaded once per module; MiniLM's with the
+  default settings is the one tests/fixtures.py saves once per run (the
+  same model, also with tokenize_with_offsets), which other modules check too.
+  """
+  assert fixtures.MINILM_PREPROCESSING == dict(
+      lower_case=True, default_seq_length=SEQ_LENGTH, tokenize_with_offsets=True)
+  minilm = (os.path.join(minilm_dir(), "vocab.txt"), True, None, True)
   cache = {}
 
   def get(vocab, lower_case, strip_accents, tokenize_chinese_chars):
     key = (vocab, lower_case, strip_accents, tokenize_chinese_chars)
+    if key == minilm and key not in cache:
+      cache[key] = hub.load(fixtures.saved_minilm_preprocessing(run_shared))
     if key not in cache:
       obj = create_preprocessing(
           vocab_file=vocab, lower_case=lower_case, strip_accents=strip_accents,
@@ -152,6 +164,7 @@ def saved_models(tmp_path_factory):
   return get
 
 
+@functools.lru_cache(maxsize=None)  # (Built once per vocab and settings.)
 def bert_tokenizer_fast(vocab, **settings):
   """transformers.BertTokenizerFast of a vocab.txt, nothing downloaded."""
   from transformers import BertTokenizerFast
@@ -166,6 +179,7 @@ def bert_tokenizer_fast(vocab, **settings):
   raise AssertionError(f"BertTokenizerFast did not read {vocab}")
 
 
+@functools.lru_cache(maxsize=None)
 def bert_tokenizer_python(vocab, **settings):
   """transformers' Python BertTokenizer (FullTokenizer's BasicTokenizer)."""
   try:

@@ -1,8 +1,9 @@
 """Tests of the warmup file I/O of export/warmup.py, on tests/serving_models.py's models.
 
-Each test writes into its own copy of a model (the session's models stay as
-built). The requests are run by tests/serving_utils.py as TF Serving replays
-them: in a fresh process, in a TF1 session.
+Each test (or the module's `replayed` fixture) writes into its own copy of a
+model (the session's models stay as built). The requests are run as TF Serving
+replays them: in a fresh process, in a TF1 session (both models in one process:
+tests/serving_utils.py, run_many_in_serving_sessions).
 """
 import bert_hub  # noqa: F401  (must come before tensorflow)
 
@@ -15,8 +16,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from bert_hub.errors import BertHubError
 from export import warmup
+from tests import serving_utils
 from tests.serving_models import PLAIN_FEEDS, assert_same_outputs, eager
-from tests.serving_utils import run_signature_in_serving_session
 
 
 @pytest.fixture
@@ -26,12 +27,39 @@ def copies(serving_models, tmp_path):
           for name in ("plain", "text")}
 
 
-def test_warmup_requests_round_trip_and_run_like_the_server(copies):
-  export_dir = copies["plain"]
-  requests = [PLAIN_FEEDS,
-              {"x": np.array([[0.25, 0.5, 1]], np.float32), "n": np.array([3], np.int32)}]
-  path = warmup.write_warmup_requests(export_dir=export_dir, requests=requests,
-                                      model_name="plain")
+PLAIN_REQUESTS = [PLAIN_FEEDS,
+                  {"x": np.array([[0.25, 0.5, 1]], np.float32), "n": np.array([3], np.int32)}]
+TEXT_REQUESTS = [{"sentences": ["hello world", "tf"]}]
+
+
+@pytest.fixture(scope="module")
+def replayed(serving_models, tmp_path_factory):
+  """Warmup files written into copies of the plain and the text model, read back,
+  and replayed as TF Serving replays them, both models in ONE fresh process
+  (serving_utils.run_many_in_serving_sessions: the plain model is loaded
+  before tensorflow_text is imported, and only the text model needs it).
+
+  {"plain" | "text": dict(export_dir, path (write's), read, served, report)}
+  """
+  root = tmp_path_factory.mktemp("replayed")
+  out = {}
+  for name, requests, kwargs in (("plain", PLAIN_REQUESTS, dict(model_name="plain")),
+                                 ("text", TEXT_REQUESTS, {})):
+    export_dir = shutil.copytree(serving_models[name], root / name / "1")
+    path = warmup.write_warmup_requests(export_dir=export_dir, requests=requests, **kwargs)
+    out[name] = dict(export_dir=export_dir, path=path,
+                     read=warmup.read_warmup_requests(export_dir))
+  served, reports = serving_utils.run_many_in_serving_sessions(
+      [(out[name]["export_dir"], "serving_default", out[name]["read"]) for name in out],
+      reports=True)
+  for name, outputs, report in zip(out, served, reports):
+    out[name].update(served=outputs, report=report)
+  return out
+
+
+def test_warmup_requests_round_trip_and_run_like_the_server(replayed):
+  export_dir, path = replayed["plain"]["export_dir"], replayed["plain"]["path"]
+  requests = PLAIN_REQUESTS
   assert path == str(export_dir / "assets.extra" / "tf_serving_warmup_requests")
   assert path == str(export_dir / warmup.WARMUP_RELATIVE_PATH)
 
@@ -44,7 +72,7 @@ def test_warmup_requests_round_trip_and_run_like_the_server(copies):
     spec = record.predict_log.request.model_spec
     assert (spec.name, spec.signature_name) == ("plain", "serving_default")
 
-  read = warmup.read_warmup_requests(export_dir)
+  read = replayed["plain"]["read"]
   assert len(read) == 2
   for original, parsed in zip(requests, read):
     assert sorted(parsed) == ["n", "x"]
@@ -52,23 +80,22 @@ def test_warmup_requests_round_trip_and_run_like_the_server(copies):
       assert parsed[key].dtype == original[key].dtype
       np.testing.assert_array_equal(parsed[key], original[key])
 
-  report = {}
-  served = run_signature_in_serving_session(export_dir, read, report=report)
-  assert report == {"imported_tensorflow_text": False, "ops_not_in_core": []}
+  # `read` replayed in a fresh TF1 session (the `replayed` fixture).
+  served = replayed["plain"]["served"]
+  assert len(served) == len(read)
+  assert replayed["plain"]["report"] == {"imported_tensorflow_text": False,
+                                         "ops_not_in_core": []}
   for request, outputs in zip(requests, served):
     assert_same_outputs(outputs, eager(export_dir, request))
 
 
-def test_warmup_of_a_tf_text_model_runs_with_tf_text_registered(copies):
-  export_dir = copies["text"]
-  warmup.write_warmup_requests(export_dir=export_dir,
-                               requests=[{"sentences": ["hello world", "tf"]}])
-  (request,) = warmup.read_warmup_requests(export_dir)
+def test_warmup_of_a_tf_text_model_runs_with_tf_text_registered(replayed):
+  export_dir = replayed["text"]["export_dir"]
+  (request,) = replayed["text"]["read"]
   np.testing.assert_array_equal(request["sentences"], [b"hello world", b"tf"])
-  report = {}
-  outputs = run_signature_in_serving_session(export_dir, request, report=report)
-  assert report == {"imported_tensorflow_text": True,
-                    "ops_not_in_core": ["FastWordpieceTokenizeWithOffsets"]}
+  (outputs,) = replayed["text"]["served"]  # `request` replayed in a TF1 session
+  assert replayed["text"]["report"] == {"imported_tensorflow_text": True,
+                                        "ops_not_in_core": ["FastWordpieceTokenizeWithOffsets"]}
   assert_same_outputs(outputs, eager(export_dir, request))
   # hello world -> [1, 2]; tf -> [6] padded with 0.
   np.testing.assert_array_equal(outputs["token_ids"], [[1, 2], [6, 0]])
