@@ -2,9 +2,9 @@
 
 Built on tf-models-official's `networks.BertEncoderV2` (the network behind the TF
 Hub BERT encoders) and, for `with_mlm`, its `layers.MaskedLM` head; no transformer
-math is written here. The one change to how tf-models' layers run: the
-feed-forward projections (tf_keras EinsumDense) compute as 2-D MatMuls, the
-same product, which TensorFlow fuses with the bias add (use_matmul_projections).
+math is written here. How tf-models' layers run changes twice, same products: the
+feed-forward projections (tf_keras EinsumDense) compute as 2-D MatMuls, fused with
+the bias add (use_matmul_projections) and the activation (activation_in_projection).
 
 The Encoder (`build_encoder`, `load_encoder`; a value holding tf-models'
 network, the tf_keras model on it, the optional MLM model, the config and the
@@ -108,11 +108,9 @@ def use_matmul_projections(network) -> int:
   a bias over its output axis, if any): in BERT, the two feed-forward layers
   ("abc,cd->abd"), two thirds of the encoder's FLOPs. Measured on BERT-base
   (benchmarks/README.md): about 3% faster float32 inference at batch 32. The
-  attention projections ([H, A, H/A] kernels) stay Einsum: as MatMuls they
-  need reshapes of kernel, bias and output whose ops cost more in export time
-  (+0.7 s) and saved_model.pb (+0.3 MB) than they gained (+2% at batch 1).
-  The weights, names and outputs stay tf-models'. Returns how many layers
-  were switched.
+  attention projections ([H, A, H/A] kernels) stay Einsum: as MatMuls they cost
+  export time and size (MiniLM encoder: +1 s, +20% saved_model.pb) for no
+  measurable gain (2026-12-01). Returns how many layers were switched.
   """
   switched = 0
   for layer in network.submodules:
@@ -126,6 +124,24 @@ def use_matmul_projections(network) -> int:
     replace_layer_call(layer, _einsum_dense_as_matmul)
     switched += 1
   return switched
+
+
+def activation_in_projection(network) -> int:
+  """Runs each transformer block's feed-forward activation inside its projection:
+  tf-models applies it as an Activation layer after the "intermediate"
+  EinsumDense (MatMul, BiasAdd, Reshape, then gelu's ops: not fusable); as the
+  EinsumDense's own activation (the Activation layer linear: same function)
+  grappler fuses MatMul + BiasAdd + gelu (erf, tanh; relu...) into one oneDNN
+  kernel. Not where the two compute in different dtypes (mixed bfloat16)."""
+  linear, changed = tf_keras.activations.linear, 0
+  for block in getattr(network, "transformer_layers", []):
+    dense = [l for l in block.submodules if isinstance(l, tf_keras.layers.EinsumDense)
+             and l.name == "intermediate" and l.activation is linear]
+    act = [l for l in block.submodules if isinstance(l, tf_keras.layers.Activation)]
+    if len(dense) == len(act) == 1 and act[0].compute_dtype == dense[0].compute_dtype:
+      dense[0].activation, act[0].activation = act[0].activation, linear
+      changed += 1
+  return changed
 
 
 def build_network(config: BertConfig):
@@ -155,15 +171,15 @@ def encoder_inputs(seq_length: Optional[int] = None) -> Dict[str, tf.Tensor]:
 def _called_network(config: BertConfig):
   """build_network(config) called on encoder_inputs(): (network, inputs, outputs).
 
-  The call builds the network's layers; its projections then compute as 2-D
-  MatMuls from the next call on (use_matmul_projections), which is every call
-  of the Keras model made from these inputs and outputs.
-  """
+  The call builds the layers; from the next call on (every call of the Keras model
+  on these inputs and outputs) they run as use_matmul_projections and
+  activation_in_projection make them."""
   network = build_network(config)
   inputs = encoder_inputs()
   outputs = dict(network(inputs))
   if not use_matmul_projections(network):
     raise RuntimeError("internal error: no EinsumDense projections found in the network")
+  activation_in_projection(network)
   return network, inputs, outputs
 
 

@@ -6,10 +6,15 @@ BERT's cost grows with the padded length. `run_by_length` orders the rows by
 their real length (the input mask's sum), runs `fn` on consecutive chunks of
 `chunk_size` rows, each trimmed to its own longest row (rounded up to a
 multiple of `length_multiple`, at most S), and returns the results in the
-request's order. A batch of at most C rows (batch 1 above all) skips the
-sort, gathers and loop: one call trimmed to its longest row. Per-token outputs are padded back to S, with zeros on every
-padding position (also on padding inside a chunk, where the encoder computed
-values for positions the mask hides).
+request's order. A batch of at most C rows (batch 1 above all) is one chunk,
+trimmed to exactly its longest row (not rounded). Every batch takes the same
+path, with no tf.cond: a cond's untaken branch (here the loop with the whole
+encoder) still costs each call (TF1 sessions propagate its dead tensors, TF2
+calls its branch as a function): measured slower at batch 1 than the sort,
+gathers and one-iteration loop it saved (benchmarks/README.md, 2026-12-01).
+Per-token outputs are padded back to S, with zeros on every padding position
+(also on padding inside a chunk, where the encoder computed values for
+positions the mask hides).
 
 Why it is exact: BERT's attention masks padding out, so a row's outputs on its
 real tokens do not depend on how far it is padded (float rounding aside:
@@ -31,8 +36,11 @@ import tensorflow as tf
 # closely. A design choice, not tuned: other sizes were not measured yet
 # (benchmarks/README.md has the runs made with 8).
 CHUNK_SIZE = 8
-# Lengths rounded up to a multiple of 8: fewer distinct shapes (oneDNN caches
-# its kernels per shape) for at most 7 positions of padding per row.
+# Chunk lengths rounded up to a multiple of 8 when there are several chunks:
+# fewer distinct shapes (oneDNN caches its kernels per shape) for at most 7
+# positions of padding per row. Not for a single chunk (B <= C): there the
+# padding cost more than the cache saved (a new shape costs about 1 ms once;
+# benchmarks/README.md, 2026-12-01).
 LENGTH_MULTIPLE = 8
 MASK = "input_mask"
 
@@ -58,12 +66,14 @@ def run_by_length(fn: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]],
     fn: dict of int tensors [b, s] (the keys of `inputs`) -> dict of tensors,
       each [b, ...] (one row per input row) or, for the names in `per_token`,
       [b, s, ...]. Traced once (a tf.function, no autograph) and called from
-      a tf.cond branch and a tf.while_loop body: it must not create variables.
+      a tf.while_loop body: it must not create variables.
     inputs: dict of int tensors [B, S], right-padded; one of them is
       "input_mask" (1 on tokens, 0 on padding). S static or dynamic.
     per_token: the output names that have a position axis (axis 1).
     chunk_size: C, rows per chunk.
-    length_multiple: a chunk's length is its longest row rounded up to this.
+    length_multiple: when there are several chunks (B > C), a chunk's length
+      is its longest row rounded up to this; a single chunk (B <= C) uses its
+      longest row as is.
 
   Returns:
     fn's outputs for all B rows, in the order of `inputs`; per-token outputs
@@ -72,44 +82,37 @@ def run_by_length(fn: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]],
   mask = inputs[MASK]  # [B, S]
   batch = tf.shape(mask)[0]
   seq_length = tf.shape(mask)[1]
-  # fn traced once; the one-chunk branch and the loop's body call that graph.
+  # fn traced once; the loop's body (or the one static call) calls that graph.
   call = tf.function(fn, autograph=False).get_concrete_function(
       {k: tf.TensorSpec([None, None], v.dtype, name=k) for k, v in inputs.items()})
   spec = {k: (v.dtype, v.shape[1:]) for k, v in call.structured_outputs.items()}
-
-  def one_chunk():  # B <= C: no order needed, one call trimmed to the longest row
-    length = _rounded_max(mask, length_multiple, seq_length)
+  if mask.shape[0] is not None and mask.shape[0] <= chunk_size:  # static B <= C
+    length = _rounded_max(mask, 1, seq_length)
     return _pad_back(call(_trim(inputs, length)), mask, per_token)
 
-  def by_length():
-    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [B]
-    order = tf.argsort(lengths, stable=True)  # [B], shortest first
-    ordered = {k: tf.gather(v, order) for k, v in inputs.items()}  # [B, S] each
-    chunks = (batch + chunk_size - 1) // chunk_size
+  lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [B]
+  order = tf.argsort(lengths, stable=True)  # [B], shortest first
+  ordered = {k: tf.gather(v, order) for k, v in inputs.items()}  # [B, S] each
+  chunks = (batch + chunk_size - 1) // chunk_size
+  # One chunk (B <= C): its longest row as is; more: rounded (fewer shapes).
+  multiple = tf.where(chunks > 1, length_multiple, 1)
 
-    def body(i, arrays):
-      start = i * chunk_size
-      rows = {k: v[start:start + chunk_size] for k, v in ordered.items()}  # [c, S]
-      length = _rounded_max(rows[MASK], length_multiple, seq_length)
-      out = _pad_back(call(_trim(rows, length)), rows[MASK], per_token)
-      return i + 1, {k: arrays[k].write(i, out[k]) for k in arrays}
+  def body(i, arrays):
+    start = i * chunk_size
+    rows = {k: v[start:start + chunk_size] for k, v in ordered.items()}  # [c, S]
+    length = _rounded_max(rows[MASK], multiple, seq_length)
+    out = _pad_back(call(_trim(rows, length)), rows[MASK], per_token)
+    return i + 1, {k: arrays[k].write(i, out[k]) for k in arrays}
 
-    arrays = {k: tf.TensorArray(dtype, size=chunks, infer_shape=False,
-                                element_shape=tf.TensorShape([None]).concatenate(
-                                    [None] + shape[1:] if k in per_token else shape))
-              for k, (dtype, shape) in spec.items()}
-    _, arrays = tf.while_loop(lambda i, _: i < chunks, body, (tf.constant(0), arrays),
-                              parallel_iterations=1)
-    restore = tf.math.invert_permutation(order)  # [B]: request row j is ordered row restore[j]
-    return {k: tf.gather(a.concat(), restore) for k, a in arrays.items()}  # [B, ...]
-
-  if mask.shape[0] is not None and mask.shape[0] <= chunk_size:
-    return one_chunk()
-  out = tf.cond(batch <= chunk_size, one_chunk, by_length)
-  for name in per_token:
-    if isinstance(mask.shape[1], int):
-      out[name] = tf.ensure_shape(out[name], [None, mask.shape[1]] + out[name].shape[2:].as_list())
-  return out
+  static_s = mask.shape[1] if isinstance(mask.shape[1], int) else None
+  arrays = {k: tf.TensorArray(dtype, size=chunks, infer_shape=False,
+                              element_shape=tf.TensorShape([None]).concatenate(
+                                  [static_s] + shape[1:] if k in per_token else shape))
+            for k, (dtype, shape) in spec.items()}
+  _, arrays = tf.while_loop(lambda i, _: i < chunks, body, (tf.constant(0), arrays),
+                            parallel_iterations=1)
+  restore = tf.math.invert_permutation(order)  # [B]: request row j is ordered row restore[j]
+  return {k: tf.gather(a.concat(), restore) for k, a in arrays.items()}  # [B, ...]
 
 
 def _pad_back(out: Dict[str, tf.Tensor], mask, per_token) -> Dict[str, tf.Tensor]:

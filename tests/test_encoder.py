@@ -362,3 +362,44 @@ def test_encoder_feed_forward_is_matmul_and_keeps_static_shapes():
     assert len(matmuls) == cfg.num_layers, (dense, matmuls)
   seq = fn.structured_outputs["sequence_output"]
   assert seq.shape.as_list() == [None, 7, cfg.hidden_size]
+
+
+def _graph_ops(model, cfg):
+  specs = {n: tf.TensorSpec([None, None], tf.int32) for n in
+           ("input_word_ids", "input_mask", "input_type_ids")}
+  fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(specs)
+  return fn.graph.get_operations()
+
+
+@pytest.mark.parametrize("activation,op_type", [
+    ("gelu_erf", "Erfc"), ("gelu_tanh", "Tanh"), ("relu", "Relu")])
+def test_feed_forward_activation_runs_in_its_projection_same_outputs(activation, op_type):
+  """encoder.activation_in_projection: the activation's ops follow the
+  intermediate MatMul + BiasAdd directly (fusable), the outputs stay tf-models'
+  network's as it is (an unpatched twin with the same weights)."""
+  import dataclasses
+  from bert_hub.encoder import build_network
+  cfg = dataclasses.replace(fixtures.tiny_config(), activation=activation)
+  model = build_encoder(cfg)
+  inner = [op for op in _graph_ops(model, cfg) if op.type == op_type and "layer_" in op.name]
+  assert len(inner) == cfg.num_layers and all("/intermediate/" in op.name for op in inner), [
+      op.name for op in inner]
+  inputs = sample_inputs(cfg, batch=3, seq_length=9)
+  reference = build_network(cfg)
+  reference(inputs)  # built, never patched
+  reference.set_weights(model.network.get_weights())
+  want = reference(inputs, training=False)
+  got = model(inputs, training=False)
+  for name in ("sequence_output", "pooled_output"):
+    np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), atol=TF_TOLERANCE)
+
+
+def test_bfloat16_twin_keeps_its_float32_activation_layer():
+  """Under mixed bfloat16 tf-models computes the activation in float32: left so."""
+  from bert_hub.encoder import bfloat16_twin
+  cfg = fixtures.tiny_config()  # gelu_tanh
+  twin = bfloat16_twin(build_encoder(cfg))
+  tanh = [op for op in _graph_ops(twin, cfg) if op.type == "Tanh" and "layer_" in op.name]
+  assert len(tanh) == cfg.num_layers
+  assert not any("/intermediate/" in op.name for op in tanh), [op.name for op in tanh]
+  assert all(op.outputs[0].dtype == tf.float32 for op in tanh)

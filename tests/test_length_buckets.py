@@ -46,8 +46,24 @@ def test_equals_the_fixed_length_computation_in_request_order(batch):
                              atol=1e-6)
   np.testing.assert_allclose(got["pooled"], want["pooled"], atol=1e-6)
   called = got["called_length"].numpy()
+  if batch <= 3:  # one chunk (B <= chunk_size): trimmed to exactly the longest row
+    assert np.all(called == max(lengths.max(), 1)), (called, lengths)
   # Each row ran trimmed: at most its chunk's longest row rounded up to 8 (<= S).
   assert np.all(called <= S) and np.all(called >= np.minimum(
-      (lengths + 7) // 8 * 8, S))
+      (lengths + 7) // 8 * 8 if batch > 3 else lengths, S))
   if batch > 3:
     assert called.min() < S or lengths.max() > 16  # some chunk was trimmed
+
+
+def test_an_empty_batch_gives_empty_outputs():
+  feeds = {k: tf.zeros([0, S], tf.int32) for k in ("input_word_ids", "input_mask")}
+  got = by_length(feeds)
+  assert got["tokens"].shape == (0, S, H) and got["pooled"].shape == (0, H)
+
+
+def test_one_graph_path_for_every_batch_size():
+  """No tf.cond (its untaken branch costs every call): one While, no If."""
+  graph = by_length.get_concrete_function().graph
+  types = {op.type for op in graph.get_operations()}
+  assert "While" in types or "StatelessWhile" in types, types
+  assert not types & {"If", "StatelessIf"}, types
