@@ -6,12 +6,15 @@ BERT's cost grows with the padded length. `run_by_length` orders the rows by
 their real length (the input mask's sum), runs `fn` on consecutive chunks of
 `chunk_size` rows, each trimmed to its own longest row (rounded up to a
 multiple of `length_multiple`, at most S), and returns the results in the
-request's order. A batch of at most C rows (batch 1 above all) is one chunk,
-trimmed to exactly its longest row (not rounded). Every batch takes the same
-path, with no tf.cond: a cond's untaken branch (here the loop with the whole
-encoder) still costs each call (TF1 sessions propagate its dead tensors, TF2
-calls its branch as a function): measured slower at batch 1 than the sort,
-gathers and one-iteration loop it saved (benchmarks/README.md, 2026-12-01).
+request's order. Consecutive chunks that come out the same length run as one
+call (the same padding, larger matrix products: a batch of texts that all
+fill S is one call, as without buckets). A batch of at most C rows (batch 1
+above all) is one chunk, trimmed to exactly its longest row (not rounded).
+Every batch takes the same path, with no tf.cond: a cond's untaken branch
+(here the loop with the whole encoder) still costs each call (TF1 sessions
+propagate its dead tensors, TF2 calls its branch as a function): measured
+slower at batch 1 than the sort, gathers and one-iteration loop it saved
+(benchmarks/README.md, 2026-12-02).
 Per-token outputs are padded back to S, with zeros on every padding position
 (also on padding inside a chunk, where the encoder computed values for
 positions the mask hides).
@@ -96,20 +99,29 @@ def run_by_length(fn: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]],
   chunks = (batch + chunk_size - 1) // chunk_size
   # One chunk (B <= C): its longest row as is; more: rounded (fewer shapes).
   multiple = tf.where(chunks > 1, length_multiple, 1)
+  # Each chunk's length: its last (longest) row's, rounded up, in [1, S].
+  ends = tf.minimum((tf.range(chunks) + 1) * chunk_size, batch)  # [chunks]
+  longest = tf.gather(tf.gather(lengths, order), ends - 1)  # [chunks], ascending
+  chunk_length = tf.maximum(tf.minimum(
+      (longest + multiple - 1) // multiple * multiple, seq_length), 1)  # [chunks]
+  # Consecutive chunks of the same length run as one call: the same padding,
+  # larger matrix products (texts that all fill S: one call, as unbucketed).
+  group_length, group_of_chunk = tf.unique(chunk_length)  # [G], [chunks]; in order
+  groups = tf.size(group_length)
+  group_end = tf.math.unsorted_segment_max(ends, group_of_chunk, groups)  # [G]
+  group_start = tf.concat([[0], group_end[:-1]], axis=0)  # [G]
 
   def body(i, arrays):
-    start = i * chunk_size
-    rows = {k: v[start:start + chunk_size] for k, v in ordered.items()}  # [c, S]
-    length = _rounded_max(rows[MASK], multiple, seq_length)
-    out = _pad_back(call(_trim(rows, length)), rows[MASK], per_token)
+    rows = {k: v[group_start[i]:group_end[i]] for k, v in ordered.items()}  # [g, S]
+    out = _pad_back(call(_trim(rows, group_length[i])), rows[MASK], per_token)
     return i + 1, {k: arrays[k].write(i, out[k]) for k in arrays}
 
   static_s = mask.shape[1] if isinstance(mask.shape[1], int) else None
-  arrays = {k: tf.TensorArray(dtype, size=chunks, infer_shape=False,
+  arrays = {k: tf.TensorArray(dtype, size=groups, infer_shape=False,
                               element_shape=tf.TensorShape([None]).concatenate(
                                   [static_s] + shape[1:] if k in per_token else shape))
             for k, (dtype, shape) in spec.items()}
-  _, arrays = tf.while_loop(lambda i, _: i < chunks, body, (tf.constant(0), arrays),
+  _, arrays = tf.while_loop(lambda i, _: i < groups, body, (tf.constant(0), arrays),
                             parallel_iterations=1)
   restore = tf.math.invert_permutation(order)  # [B]: request row j is ordered row restore[j]
   return {k: tf.gather(a.concat(), restore) for k, a in arrays.items()}  # [B, ...]

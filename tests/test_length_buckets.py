@@ -18,11 +18,12 @@ WEIGHTS = tf.constant(np.random.RandomState(0).randn(50, H).astype(np.float32))
 
 def fn(inputs):
   """[b, s] ids and mask -> per-token cumulative sums [b, s, H], a pooled sum
-  [b, H] and the length it was called with [b]."""
+  [b, H], and the length and number of rows it was called with [b]."""
   x = tf.gather(WEIGHTS, inputs["input_word_ids"])  # [b, s, H]
   x *= tf.cast(inputs["input_mask"], tf.float32)[..., tf.newaxis]  # [b, s, H]
   return {"tokens": tf.cumsum(x, axis=1), "pooled": tf.reduce_sum(x, axis=1),
-          "called_length": tf.fill(tf.shape(x)[:1], tf.shape(x)[1])}
+          "called_length": tf.fill(tf.shape(x)[:1], tf.shape(x)[1]),
+          "called_rows": tf.fill(tf.shape(x)[:1], tf.shape(x)[0])}
 
 
 @tf.function(input_signature=[{k: tf.TensorSpec([None, S], tf.int32)
@@ -53,6 +54,25 @@ def test_equals_the_fixed_length_computation_in_request_order(batch):
       (lengths + 7) // 8 * 8 if batch > 3 else lengths, S))
   if batch > 3:
     assert called.min() < S or lengths.max() > 16  # some chunk was trimmed
+
+
+@pytest.mark.parametrize("lengths, calls", [
+    ([S] * 9, [(9, S)]),  # all full: one call, as without buckets
+    ([2, 3, 2, 5, 3, 4, 20, 17, 19], [(6, 8), (3, S)]),  # chunks of 8, 8, 20
+    ([1, 9, 2, 17, 3, 10, 4], [(3, 8), (3, 16), (1, S)])])  # 8, 16, 24 -> S
+def test_consecutive_chunks_of_one_length_run_as_one_call(lengths, calls):
+  """chunk_size 3, lengths rounded up to 8: each call's (rows, length), shortest
+  first, is what the sorted chunks give once equal neighbours are merged."""
+  lengths = np.array(lengths)
+  mask = (np.arange(S)[np.newaxis] < lengths[:, np.newaxis]).astype(np.int32)  # [B, S]
+  ids = np.random.RandomState(0).randint(1, 50, size=mask.shape).astype(np.int32) * mask
+  feeds = {"input_word_ids": tf.constant(ids), "input_mask": tf.constant(mask)}
+  got = by_length(feeds)
+  want = fn(feeds)
+  np.testing.assert_allclose(got["pooled"], want["pooled"], atol=1e-6)
+  order = np.argsort(lengths, kind="stable")
+  seen = list(zip(got["called_rows"].numpy()[order], got["called_length"].numpy()[order]))
+  assert list(dict.fromkeys(seen)) == calls, seen
 
 
 def test_an_empty_batch_gives_empty_outputs():

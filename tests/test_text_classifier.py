@@ -341,6 +341,7 @@ def test_reference_model_tells_what_the_checks_need(hf_folders):
 # ------------------------------------------------- served vs Hugging Face
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["single", "multi", "regression", "tf1"])
 def test_served_predict_signatures_equal_hugging_face(exports, served, name):
   folder, _ = exports[name]
@@ -348,6 +349,7 @@ def test_served_predict_signatures_equal_hugging_face(exports, served, name):
   _assert_outputs(served[name, "pairs"], _expected(name, hf_logits(folder, SENTENCES, SECOND)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["single", "multi", "regression", "tf1"])
 def test_served_example_signature_equals_hugging_face(exports, served, name):
   """tf.Examples mixing single sentences (no second_sentences) and pairs."""
@@ -369,6 +371,7 @@ def test_served_example_signature_equals_hugging_face(exports, served, name):
       got["classes"], np.array([[l.encode() for l in labels]] * len(SENTENCES), object))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["single", "regression"])
 def test_example_signatures_are_what_tf_serving_checks(exports, name):
   """classifier.cc / regressor.cc: method name, one input `inputs`, the output keys."""
@@ -401,6 +404,7 @@ def test_example_signatures_are_what_tf_serving_checks(exports, name):
   assert stored.saved_model_checksum == fresh.saved_model_checksum
 
 
+@pytest.mark.slow
 def test_warmup_has_a_record_for_every_signature(exports):
   from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top
   for name, signature, log_type in [("single", "classification", "classify_log"),
@@ -422,6 +426,7 @@ def test_warmup_has_a_record_for_every_signature(exports):
                                            zip(read, seen) if kind != "predict_log")
 
 
+@pytest.mark.slow
 def test_ops_are_in_tf_serving_and_object_api(exports, single_layer):
   folder, path = exports["single"]
   assert ops.ops_outside_allowlist(path) == []
@@ -441,6 +446,7 @@ def test_ops_are_in_tf_serving_and_object_api(exports, single_layer):
                                second_sentences=tf.constant(["c"]))
 
 
+@pytest.mark.slow
 def test_model_page_and_metadata(exports):
   _, path = exports["multi"]
   with open(os.path.join(path, "README.md"), encoding="utf-8") as f:
@@ -559,6 +565,7 @@ def test_hf_head_function_follows_transformers():
 # ------------------------------------------------- TF Model Garden BertClassifier
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_encoder_pooler", [False, True])  # False: the default
 def test_tf2_bert_classifier_checkpoint(tf2_exports, served, use_encoder_pooler):
   """tf-models' own BertClassifier, saved as its trainer saves it (model=...)."""
@@ -579,6 +586,7 @@ def test_cli_tf2_encoder_checkpoint_has_no_head(tmp_path, capsys):
   assert "no classification head" in err and "(an encoder checkpoint)" in err
 
 
+@pytest.mark.slow
 def test_set_example_method_names_rewrites_only_the_named_signature(method_names_model,
                                                                     served):
   """On a small SavedModel: the proto says classify, TF2 and TF1 loaders still run it."""
@@ -639,6 +647,7 @@ def _fixed_length_logits(folder, loaded, sentences, second=None, *, seq_length):
   return _logits_on_packed(folder, {k: v.numpy() for k, v in inputs.items()})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [MIXED, MIXED[2:3], MIXED[:5]])
 def test_outputs_follow_length_and_equal_the_fixed_length_computation(exports, single_layer,
                                                                       batch):
@@ -659,6 +668,7 @@ def test_outputs_follow_length_and_equal_the_fixed_length_computation(exports, s
   assert ops.ops_outside_allowlist(path) == []
 
 
+@pytest.mark.slow
 def test_bfloat16_serving_precision(bfloat16_export, served):
   """--serving-precision bfloat16: verified (relative) at export; ops allowed;
   probabilities, served as TF Serving serves them, close to float32's (Hugging

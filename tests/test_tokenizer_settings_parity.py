@@ -136,12 +136,14 @@ def accent_vocab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def saved_models(tmp_path_factory, run_shared):
-  """get(vocab, lower_case, strip_accents, chinese) -> the reloaded model.
+def models(run_shared):
+  """get(vocab, lower_case, strip_accents, chinese) -> the model, built once per module.
 
-  Each is built, saved and reloaded once per module; MiniLM's with the
-  default settings is the one tests/fixtures.py saves once per run (the
-  same model, also with tokenize_with_offsets), which other modules check too.
+  MiniLM's with the default settings is the saved and reloaded one
+  tests/fixtures.py saves once per run (also checked by other modules); the
+  others are the in-memory objects: saving and reloading them takes longer
+  than the comparisons (about 6 s each) and checks nothing about the settings
+  that test_settings_survive_save_and_reload below does not.
   """
   assert fixtures.MINILM_PREPROCESSING == dict(
       lower_case=True, default_seq_length=SEQ_LENGTH, tokenize_with_offsets=True)
@@ -153,15 +155,31 @@ def saved_models(tmp_path_factory, run_shared):
     if key == minilm and key not in cache:
       cache[key] = hub.load(fixtures.saved_minilm_preprocessing(run_shared))
     if key not in cache:
-      obj = create_preprocessing(
+      cache[key] = create_preprocessing(
           vocab_file=vocab, lower_case=lower_case, strip_accents=strip_accents,
           tokenize_chinese_chars=tokenize_chinese_chars,
           default_seq_length=SEQ_LENGTH)
-      path = str(tmp_path_factory.mktemp("saved"))
-      tf.saved_model.save(obj, path, signatures=preprocessing_signatures(obj))
-      cache[key] = hub.load(path)
     return cache[key]
   return get
+
+
+@pytest.mark.parametrize("lower_case, strip_accents, chinese", [
+    (False, True, True), (True, False, False)])
+def test_settings_survive_save_and_reload(models, accent_vocab, tmp_path,
+                                          lower_case, strip_accents, chinese):
+  """Saved (preprocessing_signatures) and reloaded with hub.load, a model with
+  other settings than the defaults gives the in-memory model's ids, packed
+  inputs and signature outputs."""
+  obj = models(accent_vocab, lower_case, strip_accents, chinese)
+  tf.saved_model.save(obj, str(tmp_path), signatures=preprocessing_signatures(obj))
+  loaded = hub.load(str(tmp_path))
+  texts = tf.constant(ACCENTED + CJK + FINAL_SIGMA)
+  assert (loaded.tokenize(texts).to_list() == obj.tokenize(texts).to_list())
+  want = obj(texts)
+  for got in (loaded(texts), loaded.signatures["serving_default"](sentences=texts)):
+    assert set(want) <= set(got)
+    for key in want:
+      np.testing.assert_array_equal(got[key].numpy(), want[key].numpy())
 
 
 @functools.lru_cache(maxsize=None)  # (Built once per vocab and settings.)
@@ -319,10 +337,10 @@ def test_fast_route_only_takes_what_the_settings_leave_alone(
 @pytest.mark.slow
 @pytest.mark.parametrize("strip_accents", [None, False])
 @pytest.mark.parametrize("chinese", [True, False])
-def test_minilm_equals_bert_tokenizer_fast(saved_models, strip_accents,
+def test_minilm_equals_bert_tokenizer_fast(models, strip_accents,
                                            chinese):
   vocab = os.path.join(minilm_dir(), "vocab.txt")
-  model = saved_models(vocab, True, strip_accents, chinese)
+  model = models(vocab, True, strip_accents, chinese)
   reference = bert_tokenizer_fast(vocab, do_lower_case=True,
                                   strip_accents=strip_accents,
                                   tokenize_chinese_chars=chinese)
@@ -334,10 +352,10 @@ def test_minilm_equals_bert_tokenizer_fast(saved_models, strip_accents,
 @pytest.mark.parametrize("lower_case, strip_accents, chinese", [
     (True, None, True), (True, False, True), (False, None, True),
     (False, True, True), (True, False, False), (False, None, False)])
-def test_accent_vocab_equals_bert_tokenizer_fast(saved_models, accent_vocab,
+def test_accent_vocab_equals_bert_tokenizer_fast(models, accent_vocab,
                                                  lower_case, strip_accents,
                                                  chinese):
-  model = saved_models(accent_vocab, lower_case, strip_accents, chinese)
+  model = models(accent_vocab, lower_case, strip_accents, chinese)
   reference = bert_tokenizer_fast(accent_vocab, do_lower_case=lower_case,
                                   strip_accents=strip_accents,
                                   tokenize_chinese_chars=chinese)
@@ -352,10 +370,10 @@ def test_accent_vocab_equals_bert_tokenizer_fast(saved_models, accent_vocab,
 
 
 @pytest.mark.slow
-def test_settings_change_the_ids(saved_models, accent_vocab):
+def test_settings_change_the_ids(models, accent_vocab):
   """Each setting changes the ids of ACCENTED + CJK (so the parity tests see it)."""
   texts = tf.constant(ACCENTED + CJK)
-  ids = {settings: saved_models(accent_vocab, *settings).tokenize(texts)
+  ids = {settings: models(accent_vocab, *settings).tokenize(texts)
          .merge_dims(1, 2).to_list()
          for settings in [(True, None, True), (True, False, True),
                           (False, None, True), (False, True, True),
@@ -368,9 +386,9 @@ def test_settings_change_the_ids(saved_models, accent_vocab):
     (True, None, True), (True, False, True), (False, True, True),
     (True, False, False), (False, None, False)])
 def test_accent_vocab_equals_python_bert_tokenizer(
-    saved_models, accent_vocab, lower_case, strip_accents, chinese):
+    models, accent_vocab, lower_case, strip_accents, chinese):
   """transformers' Python BertTokenizer, final sigma included, on NFC text."""
-  model = saved_models(accent_vocab, lower_case, strip_accents, chinese)
+  model = models(accent_vocab, lower_case, strip_accents, chinese)
   reference = bert_tokenizer_python(accent_vocab, do_lower_case=lower_case,
                                     strip_accents=strip_accents,
                                     tokenize_chinese_chars=chinese)
@@ -380,10 +398,10 @@ def test_accent_vocab_equals_python_bert_tokenizer(
 
 
 @pytest.mark.slow
-def test_documented_differences_from_bert_tokenizer_fast(saved_models,
+def test_documented_differences_from_bert_tokenizer_fast(models,
                                                          accent_vocab):
   """What the module docstring keeps out of the comparisons does differ."""
-  model = saved_models(accent_vocab, True, False, True)
+  model = models(accent_vocab, True, False, True)
   fast = bert_tokenizer_fast(accent_vocab, do_lower_case=True,
                              strip_accents=False)
   python = bert_tokenizer_python(accent_vocab, do_lower_case=True,
@@ -436,13 +454,13 @@ def full_tokenizer_with_settings(vocab, *, lower_case, strip_accents,
 @pytest.fixture(scope="module", params=[
     (True, False, True), (False, True, True), (True, None, False),
     (False, None, False)], ids=lambda p: "lower%s-strip%s-chinese%s" % p)
-def tricky(request, saved_models, tmp_path_factory):
+def tricky(request, models, tmp_path_factory):
   path = tmp_path_factory.mktemp("tricky") / "vocab.txt"
   tokens = tricky_vocab_tokens()
   tokens += [t for t in ("日本", "本", "##本") if t not in tokens]
   path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
   lower_case, strip_accents, chinese = request.param
-  return (saved_models(str(path), *request.param),
+  return (models(str(path), *request.param),
           full_tokenizer_with_settings(
               str(path), lower_case=lower_case, strip_accents=strip_accents,
               tokenize_chinese_chars=chinese))

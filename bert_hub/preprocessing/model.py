@@ -41,12 +41,14 @@ class _Tokenize(tf.Module):
     self._special = special  # Python ints: not tracked, not saved.
     self._with_offsets = with_offsets
 
-  @tf.function(input_signature=[_SIGNATURE_INPUT])
+  # No autograph here and below: the tokenizers and packing branch with
+  # tf.cond themselves, and converting their code costs seconds per trace.
+  @tf.function(input_signature=[_SIGNATURE_INPUT], autograph=False)
   def __call__(self, sentences):
     """tf.string [B] -> int32 [B, (W), (P)] (, int64 offsets, same shape)."""
     return self._tokenizer.tokenize(sentences, self._with_offsets)
 
-  @tf.function(input_signature=[])
+  @tf.function(input_signature=[], autograph=False)
   def get_special_tokens_dict(self):
     """-> dict of int32 scalars (see the package docstring)."""
     return {k: tf.constant(v, tf.int32)
@@ -99,7 +101,7 @@ class _Preprocessor(tf.Module):
       self.tokenize_with_offsets = _Tokenize(tokenizer, special, True)
     self.bert_pack_inputs = _BertPackInputs(special, default_seq_length)
 
-  @tf.function(input_signature=[_SIGNATURE_INPUT])
+  @tf.function(input_signature=[_SIGNATURE_INPUT], autograph=False)
   def __call__(self, sentences):
     """tf.string [B] -> dict of int32 [B, default_seq_length] (one segment)."""
     tokens = self._tokenizer.tokenize(sentences, False)
