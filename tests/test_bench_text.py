@@ -3,8 +3,9 @@ on the benchmark's own sentences: all-MiniLM-L6-v2, real weights (slow).
 
 References, independent of our graph: SentenceTransformer(dir).encode (PyTorch)
 and ONNX Runtime running the Hugging Face BertModel exported by
-torch.onnx.export (HF fast tokenizer, mean pooling + normalize in numpy). The
-ONNX test is skipped without onnxruntime (a bench-only extra: pip install .[bench]).
+torch.onnx.export (HF fast tokenizer, mean pooling + normalize in numpy).
+onnxruntime, onnx and onnxscript come with the .[test] extra (`make test` installs
+them): never in the core install.
 """
 import bert_hub  # noqa: F401  (legacy Keras first)
 
@@ -47,8 +48,7 @@ def test_equals_sentence_transformers(minilm):
 
 
 def test_equals_onnx_runtime(minilm):
-  ort = pytest.importorskip(
-      "onnxruntime", reason="onnxruntime is a bench-only extra: pip install .[bench]")
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top  (the .[test] extra)
   import transformers  # pylint: disable=g-import-not-at-top
   path = str(minilm["root"] / "minilm.onnx")
   text.export_onnx(fixtures.minilm_dir(), path)
