@@ -201,6 +201,9 @@ def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path, run_shared
   # (tests/fixtures.py, tiny128_encoders and tiny_preprocessing).
   enc = fixtures.tiny128_encoders(run_shared)[3]
   pre = fixtures.tiny_preprocessing(run_shared)["path"]
+  # Seeded: the Dense layer's initial weights and the dropout masks are random,
+  # and an unlucky draw (not seeded, under xdist) once left the loss at 0.70x.
+  tf_keras.utils.set_random_seed(0)
   text = tf_keras.layers.Input(shape=(), dtype=tf.string)
   encoder_layer = hub.KerasLayer(enc, trainable=True)
   pooled = encoder_layer(hub.KerasLayer(pre)(text))["pooled_output"]

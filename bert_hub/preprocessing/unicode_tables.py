@@ -14,7 +14,11 @@ Unicode version.
 """
 import dataclasses
 import functools
+import hashlib
+import os
+import sys
 import unicodedata
+import zipfile
 
 from bert_hub import _keras  # noqa: F401  (must run before tensorflow is imported)
 
@@ -71,9 +75,71 @@ def _transform(char: str, lower_case: bool, strip_accents: bool) -> str:
   return unicodedata.normalize("NFD", char) if strip_accents else char
 
 
+def _map_name(key) -> str:
+  return "%d%d" % key  # (lower_case, strip_accents) -> "11", "10", "01"
+
+
+def _cache_path() -> str:
+  """The file that keeps _arrays() between processes.
+
+  $BERT_HUB_CACHE, else $XDG_CACHE_HOME/bert_hub, else ~/.cache/bert_hub. The
+  name holds what the tables depend on: the Python (its unicodedata and
+  str.lower) and this module's source; anything else gets a file of its own.
+  """
+  root = os.environ.get("BERT_HUB_CACHE") or os.path.join(
+      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bert_hub")
+  with open(__file__, "rb") as f:
+    source = f.read()
+  key = hashlib.sha256(sys.version.encode() + unicodedata.unidata_version.encode()
+                       + source).hexdigest()[:16]
+  return os.path.join(root, f"unicode_tables-{key}.npz")
+
+
+@functools.lru_cache(maxsize=None)
+def _arrays() -> dict:
+  """Every table as numpy arrays: computed once per Python and kept on disk.
+
+  Computing them walks all 0x110000 code points in Python (about 2-4 s);
+  reading the kept file takes milliseconds. A missing, damaged or partial
+  file is computed again; a file that cannot be written (read-only home) is
+  left out. Written to a temporary name, then renamed: processes that race
+  read a complete file or none.
+  """
+  path = _cache_path()
+  names = {"flags", "ccc", "icu_stable"} | {
+      f"{part}_{_map_name(key)}" for key in _MAP_KEYS
+      for part in ("index", "chars", "lengths")}
+  try:
+    with np.load(path, allow_pickle=False) as kept:
+      if set(kept.files) == names:
+        return {name: kept[name] for name in names}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+    pass  # missing or damaged: compute
+  arrays = _computed_arrays()
+  temporary = f"{path}.{os.getpid()}.tmp"
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(temporary, "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(temporary, path)
+  except OSError:
+    pass  # not writable: computed again by the next process
+  return arrays
+
+
 @functools.lru_cache(maxsize=None)
 def _unicode_tables() -> _UnicodeTables:
-  """Classifies every code point the way FullTokenizer does (about 1 s)."""
+  """Classifies every code point the way FullTokenizer does (see _arrays)."""
+  arrays = _arrays()
+  maps = {key: _CharMap(index=arrays[f"index_{_map_name(key)}"],
+                        chars=arrays[f"chars_{_map_name(key)}"],
+                        lengths=arrays[f"lengths_{_map_name(key)}"])
+          for key in _MAP_KEYS}
+  return _UnicodeTables(flags=arrays["flags"], ccc=arrays["ccc"], maps=maps)
+
+
+def _computed_arrays() -> dict:
+  """_arrays(), computed: FullTokenizer's answers for every code point."""
   flags = np.zeros(_NUM_CODE_POINTS, np.uint8)
   ccc = np.zeros(_NUM_CODE_POINTS, np.uint8)
   for low, high in _CJK_RANGES:
@@ -131,7 +197,12 @@ def _unicode_tables() -> _UnicodeTables:
       chars[row, :len(mapped)] = mapped
       lengths[row] = max(len(mapped), 1)
     maps[key] = _CharMap(index=indices[key], chars=chars, lengths=lengths)
-  return _UnicodeTables(flags=flags, ccc=ccc, maps=maps)
+  arrays = {"flags": flags, "ccc": ccc, "icu_stable": _icu_stable_of(flags)}
+  for key, char_map in maps.items():
+    arrays.update({f"index_{_map_name(key)}": char_map.index,
+                   f"chars_{_map_name(key)}": char_map.chars,
+                   f"lengths_{_map_name(key)}": char_map.lengths})
+  return arrays
 
 
 class _TwoLevelTable:
@@ -193,7 +264,6 @@ def _not_fast(tables: _UnicodeTables, *, lower_case: bool, strip_accents: bool,
   return hard | ~_icu_stable()
 
 
-@functools.lru_cache(maxsize=None)
 def _icu_stable() -> np.ndarray:
   """bool [0x110000]: where every ICU classifies like the tables.
 
@@ -202,7 +272,11 @@ def _icu_stable() -> np.ndarray:
   are assigned in Unicode 3.2 with the same punctuation status and no space
   or control category, which every ICU since agrees on.
   """
-  flags = _unicode_tables().flags
+  return _arrays()["icu_stable"]
+
+
+def _icu_stable_of(flags: np.ndarray) -> np.ndarray:
+  """_icu_stable(), computed from the flags table."""
   stable = np.zeros(_NUM_CODE_POINTS, bool)
   stable[:0x80] = True
   for low, high in _CJK_RANGES:
