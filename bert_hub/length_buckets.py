@@ -12,9 +12,9 @@ fill S is one call, as without buckets). A batch of at most C rows (batch 1
 above all) is one chunk, trimmed to exactly its longest row (not rounded).
 Every batch takes the same path, with no tf.cond: a cond's untaken branch
 (here the loop with the whole encoder) still costs each call (TF1 sessions
-propagate its dead tensors, TF2 calls its branch as a function): measured
-slower at batch 1 than the sort, gathers and one-iteration loop it saved
-(benchmarks/README.md, 2026-12-02).
+propagate its dead tensors, TF2 calls its branch as a function). Dropping the
+cond, together with encoder.activation_in_projection, measured 1.07x at batch 1
+and 1.04x at batch 32 (benchmarks/README.md, 2026-12-02).
 Per-token outputs are padded back to S, with zeros on every padding position
 (also on padding inside a chunk, where the encoder computed values for
 positions the mask hides).
@@ -41,9 +41,8 @@ import tensorflow as tf
 CHUNK_SIZE = 8
 # Chunk lengths rounded up to a multiple of 8 when there are several chunks:
 # fewer distinct shapes (oneDNN caches its kernels per shape) for at most 7
-# positions of padding per row. Not for a single chunk (B <= C): there the
-# padding cost more than the cache saved (a new shape costs about 1 ms once;
-# benchmarks/README.md, 2026-12-01).
+# positions of padding per row. Not for a single chunk (B <= C), batch 1 above
+# all: rounding it up would only add padding to the request's one call.
 LENGTH_MULTIPLE = 8
 MASK = "input_mask"
 
@@ -52,10 +51,9 @@ def _trim(inputs: Dict[str, tf.Tensor], length) -> Dict[str, tf.Tensor]:
   return {k: v[:, :length] for k, v in inputs.items()}  # [b, s] each
 
 
-def _rounded_max(mask, length_multiple: int, seq_length):
-  """The longest row of mask [b, S], rounded up, at most S: int32 scalar."""
-  longest = tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1))
-  rounded = (longest + length_multiple - 1) // length_multiple * length_multiple
+def _rounded(length, length_multiple, seq_length):
+  """int32 length(s) rounded up to a multiple of length_multiple, in [1, S]."""
+  rounded = (length + length_multiple - 1) // length_multiple * length_multiple
   return tf.maximum(tf.minimum(rounded, seq_length), 1)
 
 
@@ -89,11 +87,11 @@ def run_by_length(fn: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]],
   call = tf.function(fn, autograph=False).get_concrete_function(
       {k: tf.TensorSpec([None, None], v.dtype, name=k) for k, v in inputs.items()})
   spec = {k: (v.dtype, v.shape[1:]) for k, v in call.structured_outputs.items()}
+  lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [B]
   if mask.shape[0] is not None and mask.shape[0] <= chunk_size:  # static B <= C
-    length = _rounded_max(mask, 1, seq_length)
+    length = _rounded(tf.reduce_max(lengths), 1, seq_length)  # the longest row
     return _pad_back(call(_trim(inputs, length)), mask, per_token)
 
-  lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [B]
   order = tf.argsort(lengths, stable=True)  # [B], shortest first
   ordered = {k: tf.gather(v, order) for k, v in inputs.items()}  # [B, S] each
   chunks = (batch + chunk_size - 1) // chunk_size
@@ -102,8 +100,7 @@ def run_by_length(fn: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]],
   # Each chunk's length: its last (longest) row's, rounded up, in [1, S].
   ends = tf.minimum((tf.range(chunks) + 1) * chunk_size, batch)  # [chunks]
   longest = tf.gather(tf.gather(lengths, order), ends - 1)  # [chunks], ascending
-  chunk_length = tf.maximum(tf.minimum(
-      (longest + multiple - 1) // multiple * multiple, seq_length), 1)  # [chunks]
+  chunk_length = _rounded(longest, multiple, seq_length)  # [chunks]
   # Consecutive chunks of the same length run as one call: the same padding,
   # larger matrix products (texts that all fill S: one call, as unbucketed).
   group_length, group_of_chunk = tf.unique(chunk_length)  # [G], [chunks]; in order

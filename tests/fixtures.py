@@ -15,6 +15,7 @@ import numpy as np
 import bert_hub  # noqa: F401  (legacy Keras first)
 from bert_hub.checkpoints import names
 from bert_hub.config import BertConfig
+from tests.conftest import made_once
 
 import tensorflow as tf  # pylint: disable=wrong-import-order
 
@@ -212,7 +213,6 @@ def saved_preprocessing(shared, vocab_file, **settings) -> str:
   hub.load), never change it.
   """
   import hashlib  # pylint: disable=g-import-not-at-top
-  from tests.conftest import made_once  # pylint: disable=g-import-not-at-top
   key = repr((os.path.abspath(vocab_file), sorted(settings.items())))
   name = "preprocessing_" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -246,16 +246,6 @@ def saved_minilm_tf_text_preprocessing(shared) -> str:
 # them (copy first). Each returns plain paths (str).
 
 
-def _made_once(shared, name, make):
-  import shutil  # pylint: disable=g-import-not-at-top
-  from tests.conftest import made_once  # pylint: disable=g-import-not-at-top
-
-  def fresh(path):  # a failed attempt may have left half a directory
-    shutil.rmtree(path, ignore_errors=True)
-    make(path)
-  return made_once(shared, name, fresh)
-
-
 def tiny_encoders(shared) -> dict:
   """tiny_config(), TF1 checkpoint without MLM weights (seed 0), TINY_VOCAB,
   exported by lib.export_encoder(lower_case=True) as versions 1, 2 and 3.
@@ -270,7 +260,7 @@ def tiny_encoders(shared) -> dict:
       lib.export_encoder(checkpoint=prefix, output_dir=str(path / "encoder"),
                          version=version, lower_case=True, report=lib.quiet_report)
 
-  path = _made_once(shared, "tiny_encoders", make)
+  path = made_once(shared, "tiny_encoders", make)
   base = str(path / "encoder")
   return {"prefix": str(path / "ckpt" / "bert_model.ckpt"),
           "vocab": str(path / "ckpt" / "vocab.txt"), "base": base,
@@ -286,7 +276,7 @@ def tiny_preprocessing(shared) -> dict:
     lib.export_preprocessing(vocab=vocab, output_dir=str(path / "preprocess"),
                              seq_length=16, lower_case=True, report=lib.quiet_report)
 
-  path = _made_once(shared, "tiny_preprocessing", make)
+  path = made_once(shared, "tiny_preprocessing", make)
   return {"vocab": str(path / "vocab" / "vocab.txt"), "base": str(path / "preprocess"),
           "path": str(path / "preprocess" / "3")}
 
@@ -311,7 +301,7 @@ def tiny_text_embedding(shared) -> dict:
                        str(path / "embed"), "--seq-length", "16", "--lower-case"]) == 0
     (path / "printed.txt").write_text(printed.getvalue(), encoding="utf-8")
 
-  path = _made_once(shared, "tiny_text_embedding", make)
+  path = made_once(shared, "tiny_text_embedding", make)
   return {"prefix": str(path / "ckpt" / "bert_model.ckpt"),
           "vocab": str(path / "ckpt" / "vocab.txt"), "out": str(path / "embed"),
           "path": str(path / "embed" / "1"),
@@ -340,7 +330,7 @@ def tiny128_encoders(shared) -> dict:
                          "--version", str(version), "--lower-case"]) == 0
     (path / "printed.txt").write_text(printed.getvalue(), encoding="utf-8")
 
-  path = _made_once(shared, "tiny128_encoders", make)
+  path = made_once(shared, "tiny128_encoders", make)
   out = str(path / "out")
   return {"prefix": str(path / "ckpt" / "bert_model.ckpt"),
           "vocab": str(path / "ckpt" / "vocab.txt"), "out": out,

@@ -99,7 +99,8 @@ def _cache_path() -> str:
 def _arrays() -> dict:
   """Every table as numpy arrays: computed once per Python and kept on disk.
 
-  Computing them walks all 0x110000 code points in Python (about 2-4 s);
+  Computing them walks all 0x110000 code points in Python (about 1.5 s
+  idle);
   reading the kept file takes milliseconds. A missing, damaged or partial
   file is computed again; a file that cannot be written (read-only home) is
   left out. Written to a temporary name, then renamed: processes that race
