@@ -38,6 +38,12 @@ def traced_as_saved(options):
   for MiniLM).
   """
   from tensorflow.python.saved_model import save_context  # pylint: disable=g-direct-tensorflow-import,g-import-not-at-top
+  if save_context.in_save_context():  # nested (TensorFlow's refuses): the outer one holds
+    outer = save_context.get_save_options().experimental_variable_policy
+    if outer != options.experimental_variable_policy:
+      raise RuntimeError(f"internal error: traced_as_saved({options.experimental_variable_policy})"
+                         f" inside traced_as_saved({outer})")
+    return contextlib.nullcontext()
   return save_context.save_context(options)
 
 

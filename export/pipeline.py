@@ -67,10 +67,9 @@ class ExportResult:
 
 @dataclasses.dataclass
 class Built:
-  """What a kind builds: tf.saved_model.save(obj, stage, signatures, options)."""
+  """What a kind builds: tf.saved_model.save(obj, stage, signatures)."""
   obj: Any
   signatures: Dict[str, Any]
-  options: Any = None  # tf.saved_model.SaveOptions
   temporary_files: Sequence[str] = ()  # written into the stage, removed after save
 
 
@@ -171,7 +170,9 @@ def run(kind: ExportKind, *, output_dir: str, version: int, overwrite: bool,
         clock: Clock) -> ExportResult:
   """Exports `kind` as DIR/<version>/ (see the module docstring)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from bert_hub._tf_private import traced_as_saved  # pylint: disable=g-import-not-at-top
   from export.pages import metadata  # pylint: disable=g-import-not-at-top
+  from export.saved_model import SAVE_OPTIONS  # pylint: disable=g-import-not-at-top
   publish.check_target(output_dir, version, overwrite=overwrite)
   digests = None
   if kind.source_files:
@@ -183,12 +184,17 @@ def run(kind: ExportKind, *, output_dir: str, version: int, overwrite: bool,
   with publish.staged(output_dir, version, overwrite=overwrite) as stage:
     os.makedirs(stage)
     clock("tracing", kind.noun)
-    built = kind.build(stage, clock)
-    with _without_graph_optimization():
-      reference = kind.reference()
+    # Everything traced as save() traces (its cache key includes the save
+    # context): save() then reuses these traces instead of tracing every
+    # tf.function with an input_signature again (the tokenizer alone takes
+    # seconds), and the reference's eager calls reuse them too.
+    with traced_as_saved(SAVE_OPTIONS):
+      built = kind.build(stage, clock)
+      with _without_graph_optimization():
+        reference = kind.reference()
     clock("writing", stage)
     tf.saved_model.save(built.obj, stage, signatures=built.signatures,
-                        options=built.options)
+                        options=SAVE_OPTIONS)
     for path in built.temporary_files:
       os.remove(path)  # the SavedModel has its copy in assets/
     kind.after_save(stage)

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 _REGISTERED_OPS_IN_A_FRESH_PROCESS = """
 import sys
 import bert_hub._tf_private as tf_private
@@ -65,6 +67,25 @@ def test_traced_as_saved_lets_save_reuse_the_trace(tmp_path):
 
   assert saved_function_count(inside=False) >= 1  # save() traces again
   assert saved_function_count(inside=True) == 0  # save() found the trace
+
+
+def test_traced_as_saved_nests():
+  """The pipeline traces a whole export inside it, and the encoder object
+  enters it again: TensorFlow's own save_context refuses to nest."""
+  import bert_hub  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.saved_model import save_context  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+  from bert_hub import _tf_private  # pylint: disable=g-import-not-at-top
+  options = tf.saved_model.SaveOptions()
+  with _tf_private.traced_as_saved(options):
+    with _tf_private.traced_as_saved(tf.saved_model.SaveOptions()):
+      assert save_context.get_save_options() is options
+    assert save_context.in_save_context()
+    with pytest.raises(RuntimeError, match="internal error"):
+      with _tf_private.traced_as_saved(tf.saved_model.SaveOptions(
+          experimental_variable_policy="save_variable_devices")):
+        pass
+  assert not save_context.in_save_context()
 
 
 def test_without_autograph_disables_conversion():

@@ -15,6 +15,7 @@ import weakref
 from typing import Optional
 
 from bert_hub import _keras  # noqa: F401  (must run before tensorflow is imported)
+from bert_hub._tf_private import traced_as_saved
 from bert_hub.errors import BertHubError
 from bert_hub.preprocessing.faithful import FaithfulTokenizer
 from bert_hub.preprocessing.packing import pack_inputs
@@ -71,12 +72,16 @@ class _BertPackInputs(tf.Module):
     self.__call__ = bert_pack_inputs
     # Trace what the SavedModel will accept: 1 to MAX_SEGMENTS segments of
     # ragged rank 1 or 2. A Python int seq_length (or none) is converted.
-    for ragged_rank in (1, 2):
-      for num_segments in range(1, MAX_SEGMENTS + 1):
-        bert_pack_inputs.get_concrete_function(
-            [tf.RaggedTensorSpec([None] * (ragged_rank + 1), tf.int32)
-             for _ in range(num_segments)],
-            seq_length=tf.TensorSpec([], tf.int32))
+    # Traced as tf.saved_model.save traces (default options), and seq_length
+    # passed as save() passes it again (positional, named): save() then finds
+    # these six traces instead of making them again.
+    with traced_as_saved(tf.saved_model.SaveOptions()):
+      for ragged_rank in (1, 2):
+        for num_segments in range(1, MAX_SEGMENTS + 1):
+          bert_pack_inputs.get_concrete_function(
+              [tf.RaggedTensorSpec([None] * (ragged_rank + 1), tf.int32)
+               for _ in range(num_segments)],
+              tf.TensorSpec([], tf.int32, name="seq_length"))
 
   def __call__(self, *args, **kwargs):
     # Before saving, Python looks __call__ up on the class: use the function.
@@ -104,7 +109,8 @@ class _Preprocessor(tf.Module):
   @tf.function(input_signature=[_SIGNATURE_INPUT], autograph=False)
   def __call__(self, sentences):
     """tf.string [B] -> dict of int32 [B, default_seq_length] (one segment)."""
-    tokens = self._tokenizer.tokenize(sentences, False)
+    # A call of .tokenize's function: its graph traced once, not twice.
+    tokens = self.tokenize(sentences)
     return pack_inputs([tokens], self._default_seq_length, self.special_tokens)
 
 

@@ -87,11 +87,24 @@ def round_robin_lengths(lengths, budget):
   return base + tf.cast(extra, tf.int64)
 
 
+def _flat(segment):
+  """values [N] and row_splits int64 [B + 1] of a RaggedTensor [B, (...)]:
+  [B, (W), (P)] as [B, (tokens)], by composing the row splits (no checks)."""
+  splits = segment.row_splits
+  for inner in segment.nested_row_splits[1:]:
+    splits = tf.gather(inner, splits)  # [B + 1]: word bounds -> piece bounds
+  return segment.flat_values, tf.cast(splits, tf.int64)
+
+
 def pack_inputs(segments, seq_length, special: SpecialTokens) -> dict:
   """[CLS] seg_0 [SEP] seg_1 [SEP] ..., trimmed round-robin, padded to T.
 
   Equal to tf-models' `BertPackInputs.bert_pack_inputs(..., "round_robin")`
-  but without TF Text's RoundRobinTrim op (not in TF Text 2.12).
+  but without TF Text's RoundRobinTrim op (not in TF Text 2.12), and built
+  directly as dense [B, T] tensors: each position t of a row is [CLS], a
+  token of segment j, its [SEP] or padding, by comparing t with where the
+  segments begin. No ragged concat or to_tensor, so no runtime checks (If
+  and Assert ops) in the graph: fewer ops per request, faster tracing.
 
   Args:
     segments: a list of n >= 1 int RaggedTensors [B, (tokens)] or
@@ -105,43 +118,38 @@ def pack_inputs(segments, seq_length, special: SpecialTokens) -> dict:
     dtype of the segments (int32 for .tokenize outputs). If T is smaller than
     len(segments) + 1, the [SEP]s that do not fit are cut off.
   """
-  segments = [s.merge_dims(1, -1) if s.ragged_rank > 1 else s
-              for s in segments]  # [B, (W), (P)] -> [B, (tokens)]
-  dtype = segments[0].dtype
-  lengths = tf.stack([s.row_lengths() for s in segments], axis=1)  # [B, n]
+  flat = [_flat(s) for s in segments]
+  dtype = flat[0][0].dtype
+  lengths = tf.stack([splits[1:] - splits[:-1] for _, splits in flat],
+                     axis=1)  # [B, n]
   kept = round_robin_lengths(  # [B, n]
       lengths, tf.cast(seq_length, tf.int64) - (len(segments) + 1))
 
-  batch_size = segments[0].nrows()
-  ones = tf.ones([batch_size], tf.int64)
-
-  def column(value):  # [B, (1)] of `value`
-    return tf.RaggedTensor.from_row_lengths(
-        tf.fill([batch_size], tf.constant(value, dtype)), ones, validate=False)
-
-  word_ids, type_ids = [column(special.start_of_sequence_id)], [column(0)]
-  for j, (segment, k) in enumerate(zip(segments, tf.unstack(kept, axis=1))):
-    # The first k[i] tokens of each row i: [B, (k)].
-    positions = tf.ragged.range(segment.row_starts(), segment.row_starts() + k)
-    word_ids += [positions.with_values(tf.gather(segment.values,
-                                                 positions.values)),
-                 column(special.end_of_segment_id)]
-    type_ids += [tf.RaggedTensor.from_row_lengths(  # j on seg_j and its [SEP].
-        tf.fill([tf.reduce_sum(k) + batch_size], tf.constant(j, dtype)), k + 1,
-        validate=False)]
-  word_ids = tf.concat(word_ids, axis=1)  # [B, (tokens)]
-  type_ids = tf.concat(type_ids, axis=1)  # [B, (tokens)]
-
-  # Pad to [B, T]; rows longer than T (only if T < len(segments) + 1) are cut.
   # A Python int T gives the outputs a static shape [None, T].
-  shape = [None, seq_length] if isinstance(seq_length, int) else tf.stack(
-      [batch_size, tf.cast(seq_length, tf.int64)])
-  padding = tf.constant(special.padding_id, dtype)
-  input_word_ids = word_ids.to_tensor(padding, shape=shape)
-  input_type_ids = type_ids.to_tensor(tf.constant(0, dtype), shape=shape)
-  input_mask = tf.sequence_mask(word_ids.row_lengths(), seq_length,
-                                dtype=dtype)
-  return dict(input_word_ids=input_word_ids, input_mask=input_mask,
-              input_type_ids=input_type_ids)
+  t = tf.range(seq_length, dtype=tf.int64)[tf.newaxis, :]  # [1, T]
 
+  def constant(value):
+    return tf.constant(value, dtype)
 
+  word_ids = tf.where(t == 0, constant(special.start_of_sequence_id),
+                      constant(special.padding_id))  # [1, T]
+  type_ids = tf.zeros_like(word_ids)  # [1, T]
+  begin = tf.ones_like(kept[:, :1])  # [B, 1]: segment 0 begins after [CLS]
+  for j, (values, splits) in enumerate(flat):
+    k = kept[:, j:j + 1]  # [B, 1]
+    inside = (t >= begin) & (t < begin + k)  # [B, T]: token i of seg_j at t
+    # Its index in `values` (rows start at splits[:-1]); one past the end
+    # (a [PAD] appended) elsewhere, so that every index is valid.
+    index = tf.where(inside, splits[:-1, tf.newaxis] + (t - begin),
+                     tf.size(values, out_type=tf.int64))  # [B, T]
+    tokens = tf.gather(tf.concat([values, [constant(special.padding_id)]], 0),
+                       index)  # [B, T]
+    separator = tf.equal(t, begin + k)  # [B, T]
+    word_ids = tf.where(inside, tokens, tf.where(
+        separator, constant(special.end_of_segment_id), word_ids))
+    if j:  # seg_j and its [SEP] have type j
+      type_ids = tf.where(inside | separator, constant(j), type_ids)
+    begin += k + 1  # [B, 1]: seg_j+1 begins after seg_j's [SEP]
+  input_mask = tf.cast(t < begin, dtype)  # [B, T]: begin is the row's length
+  return dict(input_word_ids=word_ids, input_mask=input_mask,
+              input_type_ids=tf.broadcast_to(type_ids, tf.shape(word_ids)))

@@ -145,7 +145,6 @@ class EncoderExport(pipeline.ExportKind):
         do_lower_case=self.source.tokenizer.lower_case,
         serving_precision=self.serving_precision)
     return pipeline.Built(obj=obj, signatures=saved_model.signatures(obj),
-                          options=saved_model.SAVE_OPTIONS,
                           temporary_files=[vocab_copy])
 
   def reference(self):
