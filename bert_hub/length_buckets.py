@@ -36,8 +36,10 @@ import tensorflow as tf
 
 # 8 rows per chunk: the matmuls stay reasonably large (8 rows x ~30 tokens of
 # short sentences) while each chunk's length follows the sorted lengths
-# closely. A design choice, not tuned: other sizes were not measured yet
-# (benchmarks/README.md has the runs made with 8).
+# closely. Measured against 4 and 16 (MiniLM, batches of 32 short sentences,
+# two exports in one process, TF1 sessions, calls alternating, both orders;
+# 2026-12-02): 16 took 1.12x / 1.04x the time of 8 (float32 / bfloat16), 4
+# 0.94-0.99x / 1.02-1.03x: no size better for both.
 CHUNK_SIZE = 8
 # Chunk lengths rounded up to a multiple of 8 when there are several chunks:
 # fewer distinct shapes (oneDNN caches its kernels per shape) for at most 7

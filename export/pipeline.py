@@ -6,7 +6,8 @@
                options when they are made, also before any work)
   2. hash      the checkpoint files, for bert_hub.json, in a thread meanwhile
   3. stage     DIR/.<version>.partial-* (export/publish.py)
-  4. build     kind.build(stage, clock) -> Built: the object and its signatures
+  4. build     kind.build(stage, clock) -> Built: the object and its signatures,
+               traced (with kind.reference()) as save() traces, so save() reuses them
   5. save      tf.saved_model.save into the staging directory (then
                kind.after_save(stage) may rewrite what save cannot express)
   6. verify    reload; kind.checks(loaded, reference) measured by verify.check_all
