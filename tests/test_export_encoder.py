@@ -4,6 +4,7 @@ The seed page's usage, hub.KerasLayer behaviour, the anchor's API (tf-models'
 own exporter), fine-tuning, and --serving-precision bfloat16. Versions 1 and 2:
 tests/test_versions.py.
 """
+import json
 import os
 import re
 import shutil
@@ -258,6 +259,24 @@ def test_bfloat16_serving_signature_keeps_float32_api(tmp_path, capsys, tiny):
   cosine = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
   assert cosine.min() > 0.999, cosine
   assert np.max(np.abs(a - b)) > 0  # it really computes in bfloat16
+  _assert_precision_recorded(str(tmp_path / "out" / "3"), "bfloat16", "`serving_float32`")
+
+
+def test_float32_export_records_its_precision(exported):
+  _assert_precision_recorded(exported["path"], "float32", None)
+
+
+def _assert_precision_recorded(path, precision, float32_words):
+  """bert_hub.json's serving_precision, and the page's section on it (bfloat16 only)."""
+  with open(os.path.join(path, "bert_hub.json"), encoding="utf-8") as f:
+    assert json.load(f)["serving_precision"] == precision
+  with open(os.path.join(path, "README.md"), encoding="utf-8") as f:
+    page = f.read()
+  if precision == "float32":
+    assert "## Serving precision" not in page
+  else:
+    section = page.split("## Serving precision", 1)[1]
+    assert f"--serving-precision {precision}" in section and float32_words in section
 
 
 def test_bad_encoder_options_fail_before_any_work(tmp_path, tiny):

@@ -461,6 +461,7 @@ def test_model_page_and_metadata(exports):
   assert meta["head"]["function"] == "sigmoid"
   assert meta["signatures"]["classification"]["method"] == "tensorflow/serving/classify"
   assert meta["checkpoint"]["format"] == "hf" and meta["verification"]["passed"]
+  assert meta["serving_precision"] == "float32" and "## Serving precision" not in page
   with open(os.path.join(exports["regression"][1], "README.md"), encoding="utf-8") as f:
     assert ":regress" in f.read()
 
@@ -675,6 +676,11 @@ def test_bfloat16_serving_precision(bfloat16_export, served):
   Face on BertTokenizerFast's packing padded to S = 16: single sentences)."""
   folder, path = bfloat16_export
   assert ops.ops_outside_allowlist(path) == []
+  with open(os.path.join(path, "bert_hub.json"), encoding="utf-8") as f:
+    assert json.load(f)["serving_precision"] == "bfloat16"
+  with open(os.path.join(path, "README.md"), encoding="utf-8") as f:
+    section = f.read().split("## Serving precision")[1]
+  assert "--serving-precision bfloat16" in section and "No signature computes in float32" in section
   got = served["bfloat16", "serving_default"]  # fed MIXED
   want = tf.nn.softmax(_logits_on_packed(folder, _hf_packed(folder, MIXED, seq_length=16)))
   np.testing.assert_allclose(got["probabilities"], want.numpy(), rtol=0, atol=1e-2)

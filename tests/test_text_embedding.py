@@ -380,6 +380,10 @@ def test_bfloat16_serving_precision(tiny, tmp_path, python_api):
   float32 = loaded.signatures[text_embedding.FLOAT32_SIGNATURE](sentences=tf.constant(MIXED))
   np.testing.assert_allclose(float32["embedding"], want, atol=LENGTH_TOLERANCE)
   np.testing.assert_allclose(loaded(tf.constant(MIXED)), want, atol=LENGTH_TOLERANCE)
+  meta = json.loads((pathlib.Path(path) / "bert_hub.json").read_text())
+  assert meta["serving_precision"] == "bfloat16"
+  section = (pathlib.Path(path) / "README.md").read_text().split("## Serving precision")[1]
+  assert "--serving-precision bfloat16" in section and "`serving_float32`" in section
 
 
 def test_pairs_refuse_unequal_batches(loaded_tiny):
@@ -427,7 +431,8 @@ def test_page_and_metadata_describe_the_export(tiny):
   assert meta["kind"] == "text-embedding" and meta["seq_length"] == SEQ_LENGTH
   assert meta["embedding"]["pooling"] == ["mean"] and meta["embedding"]["normalize"]
   assert meta["signatures"] == list(text_embedding.FIXED_SIGNATURES)
-  assert meta["verification"]["passed"]
+  assert meta["verification"]["passed"] and meta["serving_precision"] == "float32"
+  assert "## Serving precision" not in page
 
 
 # ---------------------------------------------------------------- CLI

@@ -165,7 +165,8 @@ class EncoderExport(pipeline.ExportKind):
         config=self.source.config, version=self.version.number,
         lower_case=self.source.tokenizer.lower_case, tokenizer=self.source.tokenizer,
         source=self.weights_source, verification=verification.to_dict(),
-        model_path=model_path, digests=digests, **self.page)
+        model_path=model_path, serving_precision=self.serving_precision,
+        digests=digests, **self.page)
 
 
 def export_encoder(*, checkpoint: str, output_dir: str, vocab: Optional[str] = None,

@@ -299,8 +299,8 @@ class TextClassifierExport(pipeline.ExportKind):
         config=self.source.config, head=self.head, labels=self.labels,
         seq_length=self.seq_length, tokenizer=self.source.tokenizer,
         normalization=self.normalization, source=self.weights_source,
-        verification=verification.to_dict(), model_path=model_path, digests=digests,
-        **self.page)
+        verification=verification.to_dict(), model_path=model_path,
+        serving_precision=self.serving_precision, digests=digests, **self.page)
 
 
 def export_text_classifier(*, checkpoint: str, output_dir: str,

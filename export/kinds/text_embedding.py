@@ -191,7 +191,8 @@ class TextEmbeddingExport(pipeline.ExportKind):
         config=self.source.config, head=self.head, seq_length=self.seq_length,
         signature_names=self.signature_names, tokenizer=self.source.tokenizer,
         normalization=self.normalization, source=self.weights_source,
-        verification=verification.to_dict(), model_path=model_path, digests=digests)
+        verification=verification.to_dict(), model_path=model_path,
+        serving_precision=self.serving_precision, digests=digests)
 
 
 def resolve_head(source: sources.ModelSource, *, pooling: Optional[str],

@@ -320,7 +320,7 @@ def python_blocks(page: str) -> list:
 
 def metadata(*, config, version: int, lower_case: bool, publisher: str, name: str,
              language: str, dataset: Optional[str], whole_word_masking: Optional[bool],
-             source, verification: dict, tokenizer=None,
+             source, verification: dict, tokenizer=None, serving_precision: str = "float32",
              packages: Optional[dict] = None, digests: Optional[list] = None) -> dict:
   """The content of bert_hub.json (see the module docstring).
 
@@ -328,7 +328,8 @@ def metadata(*, config, version: int, lower_case: bool, publisher: str, name: st
   """
   spec = versions.get(version)
   meta = metadata_lib.common(kind="encoder", source=source, verification=verification,
-                             packages=packages, digests=digests)
+                             serving_precision=serving_precision, packages=packages,
+                             digests=digests)
   meta.update({
       "handle": f"{publisher}/{name}/{version}",
       "publisher": publisher,
@@ -353,7 +354,7 @@ def metadata(*, config, version: int, lower_case: bool, publisher: str, name: st
 def files(*, config, version: int, lower_case: bool, publisher: str, name: str,
           language: str, dataset: Optional[str], whole_word_masking: Optional[bool],
           source, verification: dict, model_path: str, tokenizer=None,
-          digests: Optional[list] = None) -> dict:
+          serving_precision: str = "float32", digests: Optional[list] = None) -> dict:
   """{README.md: the page, bert_hub.json: the metadata}, as text.
 
   `model_path` is where the export will be (DIR/<version>), not the staging dir.
@@ -363,9 +364,11 @@ def files(*, config, version: int, lower_case: bool, publisher: str, name: str,
                 publisher=publisher, name=name, language=language, dataset=dataset,
                 whole_word_masking=whole_word_masking, model_path=model_path,
                 source=source, packages=packages, tokenizer=tokenizer)
+  page += metadata_lib.precision_section(serving_precision,
+                                         float32_signature="serving_float32")
   meta = metadata(config=config, version=version, lower_case=lower_case,
                   publisher=publisher, name=name, language=language, dataset=dataset,
                   whole_word_masking=whole_word_masking, source=source,
                   verification=verification, tokenizer=tokenizer, packages=packages,
-                  digests=digests)
+                  serving_precision=serving_precision, digests=digests)
   return {PAGE_FILE: page, METADATA_FILE: metadata_lib.dumps(meta)}

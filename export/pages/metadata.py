@@ -7,6 +7,8 @@ machine-readable record. Each kind adds its own keys to `common(...)`:
   kind                "encoder", "text-embedding", ...
   checkpoint          path, format, and size and SHA-256 of each file read
   packages            versions of the stack that wrote it
+  serving_precision   "float32", or "bfloat16": the signatures TF Serving calls
+                      compute in bfloat16 (--serving-precision)
   verification        what was compared after reload, and the largest difference
   exported_at         UTC time
 """
@@ -49,10 +51,11 @@ def file_digests(paths) -> list:
   return [file_digest(path) for path in paths]
 
 
-def common(*, kind: str, source, verification: dict,
+def common(*, kind: str, source, verification: dict, serving_precision: str = "float32",
            packages: Optional[dict] = None, digests: Optional[list] = None) -> dict:
   """The keys every bert_hub.json has; `source` is a checkpoints.Weights or None."""
-  out = {"bert_hub_metadata": METADATA_FORMAT, "kind": kind}
+  out = {"bert_hub_metadata": METADATA_FORMAT, "kind": kind,
+         "serving_precision": serving_precision}
   if source is not None:
     out["checkpoint"] = {
         "path": os.path.abspath(source.source),
@@ -67,6 +70,18 @@ def common(*, kind: str, source, verification: dict,
   out["exported_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds")
   return out
+
+
+def precision_section(serving_precision: str, *, float32_signature: Optional[str]) -> str:
+  """The page's words on --serving-precision bfloat16 ("" for float32)."""
+  if serving_precision == "float32":
+    return ""
+  float32 = (f"`{float32_signature}` is `serving_default` computed in float32."
+             if float32_signature else "No signature computes in float32.")
+  return (f"\n## Serving precision\n\nExported with `--serving-precision "
+          f"{serving_precision}`: the signatures TF Serving calls compute the encoder in "
+          f"{serving_precision} (float32 inputs and outputs, the same float32 "
+          f"variables); {float32} The Python object API stays float32.\n")
 
 
 def dumps(meta: dict) -> str:

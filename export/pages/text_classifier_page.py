@@ -162,10 +162,11 @@ in-memory model ({verification.get("compared", "")}): largest difference
 
 
 def metadata(*, config, head, labels, seq_length, tokenizer, normalization, source,
-             verification: dict, digests: Optional[list] = None,
-             packages: Optional[dict] = None) -> dict:
+             verification: dict, serving_precision: str = "float32",
+             digests: Optional[list] = None, packages: Optional[dict] = None) -> dict:
   meta = metadata_lib.common(kind="text-classifier", source=source,
-                             verification=verification, packages=packages,
+                             verification=verification,
+                             serving_precision=serving_precision, packages=packages,
                              digests=digests)
   regression = head.function == heads.IDENTITY
   meta.update({
@@ -198,12 +199,14 @@ def metadata(*, config, head, labels, seq_length, tokenizer, normalization, sour
 
 def files(*, config, head, labels, seq_length, tokenizer, normalization, source,
           verification: dict, model_path: str, model_name: str,
-          digests: Optional[list] = None) -> dict:
+          serving_precision: str = "float32", digests: Optional[list] = None) -> dict:
   """{README.md: the page, bert_hub.json: the metadata}, as text."""
   page = render(config=config, head=head, labels=labels, seq_length=seq_length,
                 tokenizer=tokenizer, normalization=normalization, source=source,
                 model_path=model_path, model_name=model_name, verification=verification)
+  page += metadata_lib.precision_section(serving_precision, float32_signature=None)
   meta = metadata(config=config, head=head, labels=labels, seq_length=seq_length,
                   tokenizer=tokenizer, normalization=normalization, source=source,
-                  verification=verification, digests=digests)
+                  verification=verification, serving_precision=serving_precision,
+                  digests=digests)
   return {PAGE_FILE: page, METADATA_FILE: metadata_lib.dumps(meta)}

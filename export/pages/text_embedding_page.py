@@ -139,9 +139,11 @@ def curl_bodies(page: str) -> list:
 
 def metadata(*, config, head, seq_length: int, signature_names: Sequence[str],
              tokenizer, normalization: str, source, verification: dict,
+             serving_precision: str = "float32",
              packages: Optional[dict] = None, digests: Optional[list] = None) -> dict:
   meta = metadata_lib.common(kind="text-embedding", source=source,
-                             verification=verification, packages=packages,
+                             verification=verification,
+                             serving_precision=serving_precision, packages=packages,
                              digests=digests)
   meta.update({
       "config": config.to_dict(),
@@ -167,7 +169,7 @@ def metadata(*, config, head, seq_length: int, signature_names: Sequence[str],
 
 def files(*, config, head, seq_length: int, signature_names: Sequence[str], tokenizer,
           normalization: str, source, verification: dict, model_path: str,
-          digests: Optional[list] = None) -> dict:
+          serving_precision: str = "float32", digests: Optional[list] = None) -> dict:
   """{README.md: the page, bert_hub.json: the metadata}, as text.
 
   `model_path` is where the export will be (DIR/<version>), not the staging dir.
@@ -177,8 +179,10 @@ def files(*, config, head, seq_length: int, signature_names: Sequence[str], toke
                 signature_names=signature_names, tokenizer=tokenizer,
                 normalization=normalization, model_path=model_path, source=source,
                 packages=packages)
+  page += metadata_lib.precision_section(serving_precision,
+                                         float32_signature="serving_float32")
   meta = metadata(config=config, head=head, seq_length=seq_length,
                   signature_names=signature_names, tokenizer=tokenizer,
                   normalization=normalization, source=source, verification=verification,
-                  packages=packages, digests=digests)
+                  serving_precision=serving_precision, packages=packages, digests=digests)
   return {PAGE_FILE: page, METADATA_FILE: metadata_lib.dumps(meta)}
