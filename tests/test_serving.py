@@ -262,6 +262,21 @@ def test_encoder_runs_in_a_serving_session(exports, python_api, served, version)
                atol=VERIFY_TOLERANCE)
 
 
+def test_a_failing_serving_child_reports_its_stderr_and_the_next_one_runs(exports):
+  """tests/serving_utils.py forks each child from one server: a child that fails
+  (no SavedModel there) raises with the child's own stderr, and the server
+  serves the next request."""
+  with pytest.raises(RuntimeError, match=r"(?s)TF1 session failed \(exit 1\).*"
+                                         r"(SavedModel|saved_model)"):
+    serving_utils.run_signature_in_serving_session(
+        str(pathlib.Path(exports["encoder_v3"]).parent / "missing"),
+        {"input_word_ids": np.zeros([1, 4], np.int32)})
+  path = exports["encoder_v3"]
+  feeds = {name: np.ones([1, 4], np.int32) for name in INPUT_NAMES}
+  outputs = serving_utils.run_signature_in_serving_session(path, feeds)
+  _assert_same(outputs, _eager(path, feeds), **SESSION_TOLERANCE)
+
+
 def test_preprocessing_runs_in_a_serving_session(exports, python_api, served):
   path = exports["preprocessing"]
   feeds, served_outputs, report = served["preprocessing"]
