@@ -34,7 +34,6 @@ Versions 1 and 2 (list API):
 from typing import Dict
 
 from bert_hub import _keras  # noqa: F401
-from bert_hub._tf_private import traced_as_saved
 from bert_hub.encoder import INPUT_NAMES, Encoder, bfloat16_twin
 from bert_hub.errors import BertHubError
 from export.versions import Version
@@ -49,10 +48,12 @@ def _spec(name, rank=2, dtype=tf.int32):
 # data-dependent Python control flow, and converting them costs about a second.
 # tf.saved_model.save traces every function again inside its save context (the
 # function cache key includes the save options), so traces made outside it are
-# thrown away, and a signature calling one of them saves that graph twice. The
-# API's functions are traced once, in the same context as save() uses (same
-# options): save() then finds them in the cache.
+# thrown away, and a signature calling one of them saves that graph twice.
+# export/pipeline.py builds every export inside that context, with these options
+# (what save() is then called with): save() finds the traces in the cache.
 SAVE_OPTIONS = tf.saved_model.SaveOptions()
+# The float32 signature beside a bfloat16 serving_default (every kind).
+FLOAT32_SIGNATURE = "serving_float32"
 
 
 def trackable(variables, trainable_variables):
@@ -125,6 +126,8 @@ def encoder_object(model: Encoder, *, version: Version, vocab_file: str,
   (bert_hub.encoder.bfloat16_twin: the same variables, float32 outputs), for
   CPUs with AVX512-BF16 or AMX; the float32 signature stays as
   `serving_float32`. `__call__` (fine-tuning, hub.KerasLayer) is float32 always.
+  Made by export/pipeline.py inside tf.saved_model.save's context (see
+  SAVE_OPTIONS), so that save() reuses these traces.
   """
   check_encoder_options(version=version, with_mlm=model.mlm is not None,
                         serving_precision=serving_precision)
@@ -162,9 +165,8 @@ def encoder_object(model: Encoder, *, version: Version, vocab_file: str,
             sequence_output, [None, None, hidden])
       return [out["pooled_output"], sequence_output]
     specs = [_spec(name) for name in version.input_names]
-  with traced_as_saved(SAVE_OPTIONS):
-    inference = {training: call.get_concrete_function(specs, training=training)
-                 for training in (False, True)}[False]
+  inference = {training: call.get_concrete_function(specs, training=training)
+               for training in (False, True)}[False]
   obj.__call__ = call
   if dropout:
     # Keras 3's TFSMLayer calls an endpoint with the inputs only (no
@@ -173,8 +175,7 @@ def encoder_object(model: Encoder, *, version: Version, vocab_file: str,
     @tf.function(autograph=False)
     def call_training(inputs):
       return call(inputs, training=True)
-    with traced_as_saved(SAVE_OPTIONS):
-      call_training.get_concrete_function(specs)
+    call_training.get_concrete_function(specs)
     obj.call_training = call_training
 
   # Legacy attributes, on every version (002's page; v3 "still provides" them).
@@ -211,9 +212,8 @@ def encoder_object(model: Encoder, *, version: Version, vocab_file: str,
       return dict(model.mlm(inputs, training=bool(training)))
     mlm_specs = dict({n: _spec(n) for n in INPUT_NAMES},
                      masked_lm_positions=_spec("masked_lm_positions"))
-    with traced_as_saved(SAVE_OPTIONS):
-      for training in (False, True):
-        mlm_call.get_concrete_function(mlm_specs, training=training)
+    for training in (False, True):
+      mlm_call.get_concrete_function(mlm_specs, training=training)
     mlm.__call__ = mlm_call
     obj.mlm = mlm
   return obj
@@ -222,6 +222,6 @@ def encoder_object(model: Encoder, *, version: Version, vocab_file: str,
 def signatures(obj) -> dict:
   """The SavedModel signatures of an encoder_object."""
   out = {"serving_default": obj.serving_default}
-  if hasattr(obj, "serving_float32"):
-    out["serving_float32"] = obj.serving_float32
+  if hasattr(obj, FLOAT32_SIGNATURE):
+    out[FLOAT32_SIGNATURE] = getattr(obj, FLOAT32_SIGNATURE)
   return out

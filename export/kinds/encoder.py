@@ -76,8 +76,8 @@ def encoder_checks(loaded, expected, *, version: versions.Version,
   """
   inputs, reference = expected["inputs"], expected["reference"]
   feeds = dict(zip(version.input_names, (tf.constant(inputs[n]) for n in INPUT_NAMES)))
-  names = ["serving_default"] + (["serving_float32"] if serving_precision == "bfloat16"
-                                 else [])
+  names = ["serving_default"] + (
+      [saved_model.FLOAT32_SIGNATURE] if serving_precision == "bfloat16" else [])
   # A reloaded function's first call optimizes its graph (grappler: about 0.4 s
   # for BERT-base, in C++ without the GIL): the signatures run in a second
   # thread while `__call__` runs in this one.

@@ -19,11 +19,10 @@ from bert_hub import length_buckets
 from bert_hub import pooling as pooling_lib
 from export.kinds.text_embedding_head import (
     EMBEDDING, PAIRS_SIGNATURE, SERVING_SIGNATURE, TOKENS_SIGNATURE, Head)
-from export.saved_model import trackable
+from export.saved_model import FLOAT32_SIGNATURE, trackable  # noqa: F401 (re-exported)
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
-FLOAT32_SIGNATURE = "serving_float32"  # with serving_precision="bfloat16"
 
 
 def _sentences_spec(name):
