@@ -202,8 +202,9 @@ def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path, run_shared
   # (tests/fixtures.py, tiny128_encoders and tiny_preprocessing).
   enc = fixtures.tiny128_encoders(run_shared)[3]
   pre = fixtures.tiny_preprocessing(run_shared)["path"]
-  # Seeded: the Dense layer's initial weights and the dropout masks are random,
-  # and an unlucky draw (not seeded, under xdist) once left the loss at 0.70x.
+  # Seeded: the Dense layer's initial weights. The dropout masks drawn inside the
+  # loaded SavedModel still differ from run to run (same seed, two runs: equal
+  # losses for 8 steps, then apart), hence the margin below.
   tf_keras.utils.set_random_seed(0)
   text = tf_keras.layers.Input(shape=(), dtype=tf.string)
   encoder_layer = hub.KerasLayer(enc, trainable=True)
@@ -217,7 +218,7 @@ def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path, run_shared
   optimizer = tf_keras.optimizers.Adam(1e-2)
   encoder_vars = {id(v) for v in encoder_layer.trainable_weights}
 
-  @tf.function  # one trace, then 20 fast steps (the same updates as eagerly)
+  @tf.function  # one trace, then 40 fast steps (the same updates as eagerly)
   def train_step():
     with tf.GradientTape() as tape:
       loss = loss_fn(labels, model(sentences, training=True))
@@ -225,14 +226,19 @@ def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path, run_shared
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     return [tf.zeros([]) if g is None else tf.reduce_max(tf.abs(g)) for g in grads]
 
-  losses = []
-  for _ in range(20):
+  # Loss before training, then 40 steps. Measured over 16 seeds (the dropout inside
+  # the loaded SavedModel is not seeded by set_random_seed, so runs differ): the loss
+  # can sit at chance (ln 2) for 15 steps before it falls; after 40 steps it was at
+  # most 0.035x the start (20 steps and a 0.5x bound failed in CI: 0.82x after 20 steps).
+  losses = [float(loss_fn(labels, model(sentences, training=False)))]
+  for _ in range(40):
     largest = train_step()
     reached = [v for v, g in zip(model.trainable_variables, largest)
                if id(v) in encoder_vars and float(g) > 0]
     assert len(reached) == len(encoder_vars), "every encoder variable gets a gradient"
     losses.append(float(loss_fn(labels, model(sentences, training=False))))
-  assert losses[-1] < 0.5 * losses[0], losses
+  assert losses[-1] < 0.25 * losses[0], losses
+  np.testing.assert_array_equal(np.argmax(model(sentences), axis=-1), labels)
   saved = str(tmp_path / "classifier")
   model.save(saved, include_optimizer=False, save_format="tf")
   reloaded = tf_keras.models.load_model(saved, custom_objects={"KerasLayer": hub.KerasLayer})
