@@ -25,10 +25,11 @@ for every contender; all-MiniLM-L6-v2 (real weights, `export.demo.minilm_dir()`)
 Workloads: short real sentences (5-25 words from Python's documentation,
 benchmarks/preprocessing.py's pydoc_sentences()) at batch 32 and batch 1, and
 texts that fill 128 tokens at batch 32. Phases run in fresh processes:
-`prepare` (exports, cached in benchmarks/results/work/text/) then `measure`
+`prepare` (exports, cached in benchmarks/results/work/text/; ours made again
+when bert_hub/ or export/ changed) then `measure`
 (everything loaded in one process; each round calls every contender once, the
 order rotating; a ratio is the median over rounds of that round's ratio).
-Writes benchmarks/results/text.md and text.json.
+Writes benchmarks/results/text.md, text.json and text.png (the plot).
 """
 import argparse
 import json
@@ -66,12 +67,41 @@ def has_bfloat16() -> bool:
   return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def code_digest() -> str:
+  """sha256 of the code our exports come from (bert_hub/ and export/)."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  digest = hashlib.sha256()
+  for package in ("bert_hub", "export"):
+    for root, dirs, files in os.walk(os.path.join(REPO, package)):
+      dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+      for name in sorted(files):
+        if not name.endswith(".pyc"):
+          path = os.path.join(root, name)
+          digest.update(os.path.relpath(path, REPO).encode())
+          with open(path, "rb") as f:
+            digest.update(f.read())
+  return digest.hexdigest()
+
+
+OUR_EXPORTS = ("embed", "embed_bf16", "pre", "enc", "clf")
+
+
 def prepare(work):
-  """Every export the measurement needs (kept; made only if missing)."""
+  """Every export the measurement needs (kept; made only if missing). Ours are
+  made again when bert_hub/ or export/ changed since they were made (the
+  digest in WORK/code.sha256): a measurement of stale exports says nothing."""
+  import shutil  # pylint: disable=g-import-not-at-top
   from bert_hub import _keras  # noqa: F401  pylint: disable=g-import-not-at-top
   from export import lib  # pylint: disable=g-import-not-at-top
   from export.demo import minilm_dir  # pylint: disable=g-import-not-at-top
   p, d = paths(work), minilm_dir()
+  stamp, digest = os.path.join(work, "code.sha256"), code_digest()
+  if not os.path.exists(stamp) or open(stamp, encoding="utf-8").read() != digest:
+    for name in OUR_EXPORTS:
+      shutil.rmtree(os.path.dirname(p[name]), ignore_errors=True)
+    os.makedirs(work, exist_ok=True)
+    with open(stamp, "w", encoding="utf-8") as f:
+      f.write(digest)
   quiet = lib.quiet_report
   if not os.path.exists(p["embed"]):
     lib.export_text_embedding(checkpoint=d, output_dir=os.path.dirname(p["embed"]),
@@ -89,7 +119,6 @@ def prepare(work):
   if not os.path.exists(p["onnx"]):
     export_onnx(d, p["onnx"])
   if not os.path.exists(p["clf"]):
-    import shutil  # pylint: disable=g-import-not-at-top
     model = transformers.BertForSequenceClassification.from_pretrained(
         d, num_labels=3, id2label=dict(enumerate(LABELS)),
         label2id={l: i for i, l in enumerate(LABELS)}).eval()
@@ -302,6 +331,43 @@ def markdown(result) -> str:
   return "\n".join(lines)
 
 
+def plot(result, path) -> dict:
+  """One panel per workload: each contender's sentences/s (median), ONNX Runtime
+  among them. Writes `path` (PNG); returns what it drew, {panel title:
+  {contender label: sentences/s}}, or {} without matplotlib."""
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return {}
+  loads = list(result["times"].items())
+  fig, axes = plt.subplots(len(loads), 1, figsize=(9, 2.9 * len(loads)), squeeze=False)
+  drawn = {}
+  for ax, (load, data) in zip(axes.flat, loads):
+    names = list(data["seconds"])
+    rates = [data["batch"] / statistics.median(data["seconds"][n]) for n in names]
+    labels = [LABEL[n] for n in names]
+    colors = ["tab:blue" if n.startswith("ours") or n == "clf ours" else
+              "tab:red" if n == "ort" else "tab:gray" for n in names]
+    bars = ax.barh(range(len(names)), rates, color=colors)
+    ax.bar_label(bars, labels=[f"{r:,.1f}" for r in rates], fontsize=7, padding=2)
+    ax.set_yticks(range(len(names)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("sentences/s (higher is better)", fontsize=8)
+    ax.set_title(WORKLOAD[load], fontsize=10)
+    ax.margins(x=0.2)
+    drawn[WORKLOAD[load]] = dict(zip(labels, rates))
+  fig.suptitle(f"text servables, all-MiniLM-L6-v2: ours (blue), ONNX Runtime (red), "
+               f"others (gray)\n{result.get('started', '')}, {result.get('cores', '?')} "
+               f"cores, load average at start {result.get('load_average_start', [0])[0]:.1f}",
+               fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return drawn
+
+
 def _run_phase(phase, **kwargs):
   env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run([sys.executable, "-m", "benchmarks.text", "--phase", phase,
@@ -337,8 +403,11 @@ def main(argv=None) -> str:
     json.dump(result, f, indent=1)
   with open(os.path.join(RESULTS, "text.md"), "w") as f:
     f.write(table + "\n")
+  plotted = plot(result, os.path.join(RESULTS, "text.png"))
   print(f"started {start}; {os.cpu_count()} cores; load average (1 min) at start "
-        f"{load_start[0]:.2f}, at end {result['load_average_end'][0]:.2f}\n\n{table}")
+        f"{load_start[0]:.2f}, at end {result['load_average_end'][0]:.2f}\n\n{table}\n\n"
+        + ("wrote benchmarks/results/text.md, text.json, text.png" if plotted else
+           "wrote benchmarks/results/text.md, text.json (no plot: matplotlib missing)"))
   return table
 
 

@@ -111,7 +111,7 @@ def replace_layer_call(layer, call) -> None:
 
   tf_keras calls a layer's `call` through the instance attribute: setting it
   on one instance changes that layer only (its weights, names and config stay
-  the layer's). bert_hub.encoder.use_matmul_projections uses it to run
+  the layer's). bert_hub.projections.use_matmul_projections uses it to run
   tf-models' feed-forward EinsumDense layers as fused 2-D MatMuls.
   """
   import types  # pylint: disable=g-import-not-at-top

@@ -4,7 +4,7 @@ Built on tf-models-official's `networks.BertEncoderV2` (the network behind the T
 Hub BERT encoders) and, for `with_mlm`, its `layers.MaskedLM` head; no transformer
 math is written here. How tf-models' layers run changes twice, same products: the
 feed-forward projections (tf_keras EinsumDense) compute as 2-D MatMuls, fused with
-the bias add (use_matmul_projections) and the activation (activation_in_projection).
+the bias add and the activation (bert_hub/projections.py).
 
 The Encoder (`build_encoder`, `load_encoder`; a value holding tf-models'
 network, the tf_keras model on it, the optional MLM model, the config and the
@@ -44,8 +44,8 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from bert_hub import _keras  # noqa: F401
-from bert_hub._tf_private import (replace_layer_call, uninitialized_variables,
-                                  without_autograph)
+from bert_hub import projections
+from bert_hub._tf_private import uninitialized_variables, without_autograph
 from bert_hub.checkpoints import Weights, names, read_weights, resolve
 from bert_hub.config import BertConfig, load_config
 from bert_hub.errors import BertHubError
@@ -58,90 +58,6 @@ log = logging.getLogger("bert_hub")
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 NETWORK_NAME = "bert_encoder"
 MLM_NAME = names.MLM_SCOPE
-
-
-def matrix_product_letters(equation: str) -> Optional[Tuple[str, str, str]]:
-  """(lead, contracted, out) if an EinsumDense equation is one matrix product.
-
-  That is: input = lead + contracted, kernel = contracted + out, output =
-  lead + out, as in all of BERT's projections: "abc,cd->abd" (feed-forward),
-  "abc,cde->abde" (query, key, value), "abcd,cde->abe" (attention output).
-  None for any other equation.
-  """
-  if "." in equation or equation.count(",") != 1 or equation.count("->") != 1:
-    return None
-  operands, output = equation.split("->")
-  x, kernel = operands.split(",")
-  contracted = "".join(ch for ch in x if ch in kernel and ch not in output)
-  lead, out = x[:len(x) - len(contracted)], kernel[len(contracted):]
-  letters = lead + contracted + out
-  if (not contracted or len(set(letters)) != len(letters) or x != lead + contracted
-      or kernel != contracted + out or output != lead + out):
-    return None
-  return lead, contracted, out
-
-
-def _einsum_dense_as_matmul(layer, inputs):
-  """tf_keras EinsumDense.call for "...c,cd->...d" (a 2-D kernel), as a 2-D MatMul.
-
-  The same product as `einsum(equation, inputs, kernel) + bias` on the inputs
-  flattened to rows. TensorFlow runs an Einsum as oneDNN's einsum and then a
-  separate bias addition; a 2-D MatMul followed by BiasAdd is fused by grappler
-  into one oneDNN kernel (_MklNativeFusedMatMul).
-  """
-  k, n = layer.kernel.shape  # one contracted axis: the inputs' last
-  y = tf.matmul(tf.reshape(inputs, [-1, k]), layer.kernel)  # [prod(lead dims), n]
-  if layer.bias is not None:
-    y = tf.nn.bias_add(y, layer.bias)
-  if layer.activation is not None:
-    y = layer.activation(y)
-  # [lead dims..., n]
-  y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [n]], axis=0))
-  y.set_shape(inputs.shape[:-1].concatenate([n]))
-  return y
-
-
-def use_matmul_projections(network) -> int:
-  """Makes the feed-forward projections of `network` compute as 2-D MatMuls.
-
-  Every EinsumDense whose equation is a matrix product with a 2-D kernel (and
-  a bias over its output axis, if any): in BERT, the two feed-forward layers
-  ("abc,cd->abd"), two thirds of the encoder's FLOPs. Measured on BERT-base
-  (benchmarks/README.md): about 3% faster float32 inference at batch 32. The
-  attention projections ([H, A, H/A] kernels) stay Einsum: as MatMuls they cost
-  export time and size (MiniLM encoder: +1 s, +20% saved_model.pb) for no
-  measurable gain (2026-12-01). Returns how many layers were switched.
-  """
-  switched = 0
-  for layer in network.submodules:
-    if not isinstance(layer, tf_keras.layers.EinsumDense):
-      continue
-    letters = matrix_product_letters(layer.equation)
-    if letters is None or len(letters[1]) != 1 or len(letters[2]) != 1:
-      continue  # not a 2-D kernel
-    if layer.bias is not None and layer.bias_axes != letters[2]:
-      continue  # a bias over other axes than the output's
-    replace_layer_call(layer, _einsum_dense_as_matmul)
-    switched += 1
-  return switched
-
-
-def activation_in_projection(network) -> int:
-  """Runs each transformer block's feed-forward activation inside its projection:
-  tf-models applies it as an Activation layer after the "intermediate"
-  EinsumDense (MatMul, BiasAdd, Reshape, then gelu's ops: not fusable); as the
-  EinsumDense's own activation (the Activation layer linear: same function)
-  grappler fuses MatMul + BiasAdd + gelu (erf, tanh; relu...) into one oneDNN
-  kernel. Not where the two compute in different dtypes (mixed bfloat16)."""
-  linear, changed = tf_keras.activations.linear, 0
-  for block in getattr(network, "transformer_layers", []):
-    dense = [l for l in block.submodules if isinstance(l, tf_keras.layers.EinsumDense)
-             and l.name == "intermediate" and l.activation is linear]
-    act = [l for l in block.submodules if isinstance(l, tf_keras.layers.Activation)]
-    if len(dense) == len(act) == 1 and act[0].compute_dtype == dense[0].compute_dtype:
-      dense[0].activation, act[0].activation = act[0].activation, linear
-      changed += 1
-  return changed
 
 
 def build_network(config: BertConfig):
@@ -172,14 +88,13 @@ def _called_network(config: BertConfig):
   """build_network(config) called on encoder_inputs(): (network, inputs, outputs).
 
   The call builds the layers; from the next call on (every call of the Keras model
-  on these inputs and outputs) they run as use_matmul_projections and
-  activation_in_projection make them."""
+  on these inputs and outputs) they run as bert_hub/projections.py makes them."""
   network = build_network(config)
   inputs = encoder_inputs()
   outputs = dict(network(inputs))
-  if not use_matmul_projections(network):
+  if not projections.use_matmul_projections(network):
     raise RuntimeError("internal error: no EinsumDense projections found in the network")
-  activation_in_projection(network)
+  projections.activation_in_projection(network)
   return network, inputs, outputs
 
 
@@ -196,6 +111,9 @@ class Encoder:
             else None.
   mlm_head: with_mlm: tf-models' MaskedLM layer (shares the word embeddings).
   source:   the checkpoint read (checkpoints.Weights without arrays), or None.
+  bfloat16_weights: bfloat16_twin only: the bfloat16 copies of the projections'
+            weights it reads (its other variables are its float32 encoder's);
+            a saved object that calls the twin tracks them.
 
   Calling the Encoder calls `model`: encoder(inputs, training=False) -> dict.
   """
@@ -205,6 +123,7 @@ class Encoder:
   mlm: Optional[Any] = None
   mlm_head: Optional[Any] = None
   source: Optional[Weights] = None
+  bfloat16_weights: Tuple[tf.Variable, ...] = ()
 
   def __call__(self, inputs, training=False):
     return self.model(inputs, training=training)
@@ -258,17 +177,29 @@ def build_encoder(config: BertConfig, *, with_mlm: bool = False,
   return Encoder(config=config, network=network, model=model, mlm=mlm, mlm_head=head)
 
 
+# The weights the twin's bfloat16 matrix products read (attention, feed-forward
+# and pooler projections), by the end of their canonical name.
+_PROJECTION_WEIGHTS = ("/kernel", "/bias")
+
+
 def bfloat16_twin(encoder: Encoder) -> Encoder:
-  """`encoder` computing in bfloat16, on `encoder`'s own float32 variables.
+  """`encoder` computing in bfloat16, its weights taken from `encoder`.
 
   tf-models' BertEncoderV2 built under tf_keras' "mixed_bfloat16" policy:
   matmuls, einsums and activations run in bfloat16 (fast on CPUs with
-  AVX512-BF16 or AMX), variables stay float32 and are `encoder`'s (shared, not
-  copied: a SavedModel holding both stores the weights once). Same inputs and
-  output names; outputs are bfloat16. For serving, not training.
+  AVX512-BF16 or AMX; the activation inside its projection, see
+  activation_in_projection). The projections' kernels and biases are bfloat16
+  copies of `encoder`'s, made here (`twin.bfloat16_weights`, not trainable):
+  read as they are, where mixed precision would convert the float32 ones on
+  every call, and in a text servable on every chunk of the by-length loop
+  (MiniLM, batches of 32 short sentences: 1.03x; one sentence: 1.2x; the
+  SavedModel grows by their size, 92 -> 113 MiB). The rest (embedding tables,
+  layer norms) are `encoder`'s own float32 variables, shared. Same inputs and
+  output names; outputs are bfloat16. For serving, not training; build it
+  after `encoder`'s weights are assigned.
   """
   ours = canonical_variables(encoder)
-  shared = set()
+  shared, copies = set(), []
 
   def share(next_creator, **kwargs):
     name = kwargs.get("name")
@@ -281,6 +212,10 @@ def bfloat16_twin(encoder: Encoder) -> Encoder:
       raise RuntimeError(f"internal error: bfloat16 encoder weight {canonical} "
                          f"{kwargs.get('shape')} has no float32 twin")
     shared.add(canonical)
+    if canonical.endswith(_PROJECTION_WEIGHTS):
+      copies.append(tf.Variable(tf.cast(var, tf.bfloat16), trainable=False,
+                                name=f"{name}_bfloat16"))
+      return copies[-1]
     return var
 
   previous = tf_keras.mixed_precision.global_policy()
@@ -296,7 +231,7 @@ def bfloat16_twin(encoder: Encoder) -> Encoder:
   outputs["default"] = outputs["pooled_output"]
   model = tf_keras.Model(inputs=inputs, outputs=outputs, name="bert_encoder_bfloat16")
   return Encoder(config=encoder.config, network=network, model=model,
-                 source=encoder.source)
+                 source=encoder.source, bfloat16_weights=tuple(copies))
 
 
 def canonical_variables(encoder: Encoder) -> Dict[str, tf.Variable]:

@@ -13,7 +13,7 @@ above all) is one chunk, trimmed to exactly its longest row (not rounded).
 Every batch takes the same path, with no tf.cond: a cond's untaken branch
 (here the loop with the whole encoder) still costs each call (TF1 sessions
 propagate its dead tensors, TF2 calls its branch as a function). Dropping the
-cond, together with encoder.activation_in_projection, measured 1.07x at batch 1
+cond, together with projections.activation_in_projection, measured 1.07x at batch 1
 and 1.04x at batch 32 (benchmarks/README.md, 2026-12-02).
 Per-token outputs are padded back to S, with zeros on every padding position
 (also on padding inside a chunk, where the encoder computed values for

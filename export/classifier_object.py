@@ -159,7 +159,8 @@ def classifier_object(model: encoder_lib.Encoder, head_layer, preprocessor, *,
     function: heads.SOFTMAX, SIGMOID or IDENTITY.
     labels_file: a labels.txt to become the labels_file Asset.
     serving_precision: "bfloat16": the encoder computes in bfloat16 (the
-      bfloat16 twin on the same variables) in every signature and the object
+      bfloat16 twin: bfloat16 copies of the projections, the other variables
+      shared) in every signature and the object
       API; the head and outputs stay float32.
 
   Returns:
@@ -222,7 +223,10 @@ def classifier_object(model: encoder_lib.Encoder, head_layer, preprocessor, *,
     return tf.constant(labels)
 
   head_vars = list(head_layer.variables)
-  obj = trackable(list(model.variables) + head_vars,
+  # A bfloat16 classifier's every function calls the twin: its copies are variables
+  # of the object (not trainable: fine-tuning updates the float32 weights).
+  copies = list(network.bfloat16_weights)
+  obj = trackable(list(model.variables) + copies + head_vars,
                   list(model.trainable_variables) + list(head_layer.trainable_variables))
   obj.preprocessor = preprocessor
   obj.vocab_file = preprocessor.vocab_file

@@ -123,7 +123,8 @@ def encoder_object(model: Encoder, *, version: Version, vocab_file: str,
   """The object to save for `model` (a bert_hub.encoder.Encoder) at `version`.
 
   serving_precision="bfloat16" makes `serving_default` compute in bfloat16
-  (bert_hub.encoder.bfloat16_twin: the same variables, float32 outputs), for
+  (bert_hub.encoder.bfloat16_twin: bfloat16 copies of the projections, the rest
+  shared; float32 outputs), for
   CPUs with AVX512-BF16 or AMX; the float32 signature stays as
   `serving_float32`. `__call__` (fine-tuning, hub.KerasLayer) is float32 always.
   Made by export/pipeline.py inside tf.saved_model.save's context (see
@@ -193,6 +194,7 @@ def encoder_object(model: Encoder, *, version: Version, vocab_file: str,
 
   if serving_precision == "bfloat16":
     twin = bfloat16_twin(model)
+    obj.bfloat16_weights = list(twin.bfloat16_weights)  # only serving_default reads them
 
     def bfloat16(inputs):
       out = twin(inputs, training=False)

@@ -76,3 +76,20 @@ def test_bfloat16_cosine_to_float32(minilm):
   float32 = loaded.signatures["serving_float32"](sentences=tf.constant(sentences[:32]))
   np.testing.assert_allclose(float32["embedding"], minilm["ours"][:32], rtol=0,
                              atol=TOLERANCE)
+
+
+def test_plot_draws_every_contender_of_every_workload(tmp_path):
+  """benchmarks/text.py's plot (text.png): a panel per workload, a bar per
+  contender (ONNX Runtime among them) at its median sentences/s."""
+  times = {"short32": {"batch": 32, "seconds": {"ours": [0.2, 0.25, 0.3],
+                                                "ort": [0.4, 0.5, 0.6]}},
+           "short1": {"batch": 1, "seconds": {"ours": [0.02], "ort": [0.01],
+                                              "st": [0.03, 0.01]}}}
+  png = tmp_path / "text.png"
+  drawn = text.plot({"times": times, "started": "2026-12-02 08:00", "cores": 2,
+                     "load_average_start": [0.5]}, str(png))
+  assert drawn == {
+      "short sentences, batch 32": {text.LABEL["ours"]: 32 / 0.25, text.LABEL["ort"]: 32 / 0.5},
+      "short sentences, batch 1": {text.LABEL["ours"]: 1 / 0.02, text.LABEL["ort"]: 1 / 0.01,
+                                   text.LABEL["st"]: 1 / 0.02}}
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

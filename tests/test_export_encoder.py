@@ -283,6 +283,7 @@ def _assert_precision_recorded(path, precision, float32_words):
   else:
     section = page.split("## Serving precision", 1)[1]
     assert f"--serving-precision {precision}" in section and float32_words in section
+    assert "object API (fine-tuning) stays float32" in section
 
 
 def test_bad_encoder_options_fail_before_any_work(tmp_path, tiny):

@@ -681,6 +681,7 @@ def test_bfloat16_serving_precision(bfloat16_export, served):
   with open(os.path.join(path, "README.md"), encoding="utf-8") as f:
     section = f.read().split("## Serving precision")[1]
   assert "--serving-precision bfloat16" in section and "No signature computes in float32" in section
+  assert "fine-tune from a float32 export" in section
   got = served["bfloat16", "serving_default"]  # fed MIXED
   want = tf.nn.softmax(_logits_on_packed(folder, _hf_packed(folder, MIXED, seq_length=16)))
   np.testing.assert_allclose(got["probabilities"], want.numpy(), rtol=0, atol=1e-2)

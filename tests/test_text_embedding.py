@@ -384,6 +384,7 @@ def test_bfloat16_serving_precision(tiny, tmp_path, python_api):
   assert meta["serving_precision"] == "bfloat16"
   section = (pathlib.Path(path) / "README.md").read_text().split("## Serving precision")[1]
   assert "--serving-precision bfloat16" in section and "`serving_float32`" in section
+  assert "object API (fine-tuning) stays float32" in section
 
 
 def test_pairs_refuse_unequal_batches(loaded_tiny):

@@ -9,7 +9,8 @@ trimmed rows); token_embeddings' sequence_output is padded back to S with zeros
 on padding.
 
 serving_precision="bfloat16": every signature's encoder computes in bfloat16
-(bert_hub.encoder.bfloat16_twin, the same variables; float32 outputs), and
+(bert_hub.encoder.bfloat16_twin: bfloat16 copies of the projections, the rest
+shared; float32 outputs), and
 `serving_float32` is serving_default in float32. The object API (`__call__`,
 `embed_pairs`, `token_embeddings`) stays float32.
 """
@@ -51,10 +52,9 @@ def prompt_length(preprocessor, prompt: str, *, seq_length: int) -> int:
   return min(1 + count, seq_length - 1)
 
 
-def _encoder_function(model, *, bfloat16: bool):
+def _encoder_function(network):
   """One traced encoder graph: int32 [b, s] inputs -> float32 sequence_output
   [b, s, H], pooled_output [b, H]; called by every signature."""
-  network = encoder_lib.bfloat16_twin(model) if bfloat16 else model
 
   @tf.function(autograph=False,
                input_signature=[{name: tf.TensorSpec([None, None], tf.int32, name=name)
@@ -89,9 +89,10 @@ def text_embedding_functions(model: encoder_lib.Encoder, preprocessor, *, seq_le
                     prompt_length(preprocessor, text, seq_length=seq_length))
              for text in {head.default_prompt} | {t for _, t in head.prompts}}
   hidden_size = model.config.hidden_size
-  encoders = {False: _encoder_function(model, bfloat16=False)}
-  if serving_precision == "bfloat16":
-    encoders[True] = _encoder_function(model, bfloat16=True)
+  encoders = {False: _encoder_function(model)}
+  twin = encoder_lib.bfloat16_twin(model) if serving_precision == "bfloat16" else None
+  if twin is not None:
+    encoders[True] = _encoder_function(twin)
 
   def head_of(outputs, mask, prompt):
     """Encoder outputs of [b, s] rows -> embedding float32 [b, D]."""
@@ -192,6 +193,8 @@ def text_embedding_functions(model: encoder_lib.Encoder, preprocessor, *, seq_le
   dense_variables = [v for k, b, _ in dense for v in (k, b) if v is not None]
   obj = trackable(list(model.variables) + dense_variables,
                   list(model.trainable_variables) + dense_variables)
+  if twin is not None:  # only the bfloat16 signatures read them, not __call__
+    obj.bfloat16_weights = list(twin.bfloat16_weights)
   obj.vocab_file = preprocessor.vocab_file
   obj.__call__ = embed
   obj.embed_pairs = embed_pairs
