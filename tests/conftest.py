@@ -66,17 +66,31 @@ def run_shared(tmp_path_factory, request):
   return root
 
 
+# The longest a worker waits for another to make a shared export (the slowest,
+# the MiniLM demo, takes about 2 minutes on 2 busy cores).
+MADE_ONCE_TIMEOUT = 900
+
+
 def made_once(shared, name: str, make):
-  """shared/name, made by `make(path)` in the first worker that asks, under a lock."""
+  """shared/name, made by `make(path)` in the first worker that asks, under a lock
+  (waiting at most MADE_ONCE_TIMEOUT seconds for another worker's)."""
   import filelock  # pylint: disable=g-import-not-at-top
   path = shared / name
   done = shared / f"{name}.done"
-  with filelock.FileLock(str(shared / f"{name}.lock")):
+  lock = filelock.FileLock(str(shared / f"{name}.lock"))
+  try:
+    lock.acquire(timeout=MADE_ONCE_TIMEOUT)
+  except filelock.Timeout:
+    pytest.fail(f"{name}: another worker held its lock for over {MADE_ONCE_TIMEOUT} s "
+                f"(hung while making it?); rerun, or without -n to make it here")
+  try:
     if not done.exists():
       import shutil  # pylint: disable=g-import-not-at-top
       shutil.rmtree(path, ignore_errors=True)  # what a failed attempt left
       make(path)
       done.touch()
+  finally:
+    lock.release()
   return path
 
 
