@@ -2,7 +2,8 @@
 
 Built by export/kinds/text_classifier.py (which documents the servable); this
 module is the object alone: tf-models' ClassificationHead on the Encoder, the
-head function, the four tf.functions and their SignatureDefs.
+head function, its tf.functions (float32, and bfloat16 ones for the signatures of
+a --serving-precision bfloat16 export) and their SignatureDefs.
 
 Every signature packs to S and then runs the encoder on the rows' own
 lengths (bert_hub/length_buckets.py: rows ordered by length, chunks each
@@ -37,6 +38,8 @@ Signatures (TF Serving), B = batch, N = number of labels, S = seq_length:
   regression       (regression heads; method_name tensorflow/serving/regress)
     inputs:  inputs           as for classification
     outputs: outputs          float32 [B]     the score
+  serving_float32  only with serving_precision="bfloat16" (every other signature
+                   then computes the encoder in bfloat16): serving_default in float32
   How an Example says it is a pair: it has a `second_sentences` feature (one
   value, possibly empty). Examples without it are single sentences; one batch
   may mix both. A model trained on pairs should get pairs, one trained on
@@ -67,7 +70,7 @@ from bert_hub import encoder as encoder_lib
 from bert_hub import length_buckets
 from bert_hub._tf_private import write_fingerprint
 from bert_hub.checkpoints import heads, names
-from export.saved_model import trackable
+from export.saved_model import FLOAT32_SIGNATURE, trackable
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
@@ -160,8 +163,8 @@ def classifier_object(model: encoder_lib.Encoder, head_layer, preprocessor, *,
     labels_file: a labels.txt to become the labels_file Asset.
     serving_precision: "bfloat16": the encoder computes in bfloat16 (the
       bfloat16 twin: bfloat16 copies of the projections, the other variables
-      shared) in every signature and the object
-      API; the head and outputs stay float32.
+      shared) in every signature but `serving_float32` (serving_default in
+      float32); the head and outputs stay float32, and so does the object API.
 
   Returns:
     (obj, signatures) for tf.saved_model.save(obj, path, signatures=signatures).
@@ -169,19 +172,49 @@ def classifier_object(model: encoder_lib.Encoder, head_layer, preprocessor, *,
   from bert_hub import preprocessing  # pylint: disable=g-import-not-at-top
   regression = function == heads.IDENTITY
   int_spec = tf.TensorSpec([None, seq_length], tf.int32)
-  network = encoder_lib.bfloat16_twin(model) if serving_precision == "bfloat16" else model
+  def functions(network):
+    """(classify, classify_pairs, classify_examples) with the encoder `network`."""
 
-  def logits_of(inputs):  # int32 [b, s] rows -> {logits: float32 [b, N]}
-    out = network(inputs, training=False)
-    features = out["sequence_output" if head_layer.inner_dim else "pooled_output"]
-    return {"logits": head_layer(tf.cast(features, tf.float32))}
+    def logits_of(inputs):  # int32 [b, s] rows -> {logits: float32 [b, N]}
+      out = network(inputs, training=False)
+      features = out["sequence_output" if head_layer.inner_dim else "pooled_output"]
+      return {"logits": head_layer(tf.cast(features, tf.float32))}
 
-  @tf.function(autograph=False,
-               input_signature=[{name: int_spec for name in encoder_lib.INPUT_NAMES}])
-  def classify_packed(inputs):
-    # The encoder runs on the rows' own lengths, not on S (bert_hub/length_buckets).
-    logits = length_buckets.run_by_length(logits_of, inputs)["logits"]  # [B, N]
-    return head_outputs(logits, function=function, labels=labels)
+    @tf.function(autograph=False,
+                 input_signature=[{name: int_spec for name in encoder_lib.INPUT_NAMES}])
+    def classify_packed(inputs):
+      # The encoder runs on the rows' own lengths, not on S (bert_hub/length_buckets).
+      logits = length_buckets.run_by_length(logits_of, inputs)["logits"]  # [B, N]
+      return head_outputs(logits, function=function, labels=labels)
+
+    @tf.function(autograph=False, input_signature=[_sentences_spec("sentences")])
+    def classify(sentences):
+      return classify_packed(preprocessor(sentences))
+
+    @tf.function(autograph=False, input_signature=[_sentences_spec("sentences"),
+                                  _sentences_spec("second_sentences")])
+    def classify_pairs(sentences, second_sentences):
+      check = tf.debugging.assert_equal(
+          tf.size(sentences), tf.size(second_sentences),
+          message="pairs: sentences and second_sentences must have the same batch size")
+      with tf.control_dependencies([check]):
+        return classify_packed(pack_pairs(sentences, second_sentences))
+
+    @tf.function(autograph=False, input_signature=[_sentences_spec("inputs")])
+    def classify_examples(inputs):
+      sentences, second, is_pair = parse_examples(inputs)
+      first = preprocessor.tokenize(sentences)
+      single = pack(first)  # as preprocessor(sentences)
+      pair = pack(first, preprocessor.tokenize(second))
+      packed = {k: tf.where(is_pair[:, tf.newaxis], pair[k], single[k])
+                for k in encoder_lib.INPUT_NAMES}
+      out = classify_packed(packed)
+      if regression:
+        return {"outputs": out["score"]}
+      scores = out["probabilities"]
+      classes = tf.broadcast_to(tf.constant(labels)[tf.newaxis, :], tf.shape(scores))
+      return {"classes": classes, "scores": scores}
+    return classify, classify_pairs, classify_examples
 
   def pack(*segments):  # token RaggedTensors [B, (W), (P)] -> encoder inputs
     return preprocessing.pack_inputs(list(segments), seq_length,
@@ -190,44 +223,19 @@ def classifier_object(model: encoder_lib.Encoder, head_layer, preprocessor, *,
   def pack_pairs(sentences, second_sentences):
     return pack(preprocessor.tokenize(sentences), preprocessor.tokenize(second_sentences))
 
-  @tf.function(autograph=False, input_signature=[_sentences_spec("sentences")])
-  def classify(sentences):
-    return classify_packed(preprocessor(sentences))
-
-  @tf.function(autograph=False, input_signature=[_sentences_spec("sentences"),
-                                _sentences_spec("second_sentences")])
-  def classify_pairs(sentences, second_sentences):
-    check = tf.debugging.assert_equal(
-        tf.size(sentences), tf.size(second_sentences),
-        message="pairs: sentences and second_sentences must have the same batch size")
-    with tf.control_dependencies([check]):
-      return classify_packed(pack_pairs(sentences, second_sentences))
-
-  @tf.function(autograph=False, input_signature=[_sentences_spec("inputs")])
-  def classify_examples(inputs):
-    sentences, second, is_pair = parse_examples(inputs)
-    first = preprocessor.tokenize(sentences)
-    single = pack(first)  # as preprocessor(sentences)
-    pair = pack(first, preprocessor.tokenize(second))
-    packed = {k: tf.where(is_pair[:, tf.newaxis], pair[k], single[k])
-              for k in encoder_lib.INPUT_NAMES}
-    out = classify_packed(packed)
-    if regression:
-      return {"outputs": out["score"]}
-    scores = out["probabilities"]
-    classes = tf.broadcast_to(tf.constant(labels)[tf.newaxis, :], tf.shape(scores))
-    return {"classes": classes, "scores": scores}
-
   @tf.function(autograph=False, input_signature=[])
   def get_labels():
     return tf.constant(labels)
 
+  classify, classify_pairs, classify_examples = functions(model)  # float32
+  served = (classify, classify_pairs, classify_examples)
   head_vars = list(head_layer.variables)
-  # A bfloat16 classifier's every function calls the twin: its copies are variables
-  # of the object (not trainable: fine-tuning updates the float32 weights).
-  copies = list(network.bfloat16_weights)
-  obj = trackable(list(model.variables) + copies + head_vars,
+  obj = trackable(list(model.variables) + head_vars,
                   list(model.trainable_variables) + list(head_layer.trainable_variables))
+  if serving_precision == "bfloat16":
+    twin = encoder_lib.bfloat16_twin(model)
+    served = functions(twin)
+    obj.bfloat16_weights = list(twin.bfloat16_weights)  # only the signatures read them
   obj.preprocessor = preprocessor
   obj.vocab_file = preprocessor.vocab_file
   obj.labels_file = tf.saved_model.Asset(labels_file)
@@ -235,9 +243,11 @@ def classifier_object(model: encoder_lib.Encoder, head_layer, preprocessor, *,
   obj.classify_pairs = classify_pairs
   obj.classify_examples = classify_examples
   obj.get_labels = get_labels
-  signatures = {"serving_default": classify.get_concrete_function(),
-                PAIRS_SIGNATURE: classify_pairs.get_concrete_function(),
-                example_signature(function): classify_examples.get_concrete_function()}
+  signatures = {"serving_default": served[0].get_concrete_function(),
+                PAIRS_SIGNATURE: served[1].get_concrete_function(),
+                example_signature(function): served[2].get_concrete_function()}
+  if serving_precision == "bfloat16":
+    signatures[FLOAT32_SIGNATURE] = classify.get_concrete_function()
   return obj, signatures
 
 

@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
             seq_length_help="tokens per input, 3 to max_position_embeddings (default: "
             "max_position_embeddings; requests compute on their own lengths)")
   _add_serving_precision(p, "the encoder computes in bfloat16 in every signature "
-                         "(float32 outputs; faster on CPUs with AVX512-BF16/AMX)")
+                         "(float32 outputs; faster on CPUs with AVX512-BF16/AMX), "
+                         "serving_default in float32 kept as serving_float32")
   _add_output(p, default_version=text_classifier.DEFAULT_VERSION,
               version_help="model version directory, an integer >= 1 (default "
               f"{text_classifier.DEFAULT_VERSION})")

@@ -257,8 +257,8 @@ def served(exports, tf2_exports, bfloat16_export, method_names_model):
 
   The four heads: serving_default and pairs on SENTENCES (, SECOND), their
   tf.Example signature on Examples mixing single sentences and pairs; the two
-  TF2 classifiers: serving_default; the bfloat16 export: serving_default on
-  MIXED; the method-name model: classification.
+  TF2 classifiers: serving_default; the bfloat16 export: serving_default and
+  serving_float32 on MIXED; the method-name model: classification.
   """
   jobs = {}
   for name, (_, path) in exports.items():
@@ -274,6 +274,7 @@ def served(exports, tf2_exports, bfloat16_export, method_names_model):
         {"sentences": _strings(TF2_SENTENCES)}]
   paths["bfloat16"] = bfloat16_export[1]
   jobs["bfloat16", "serving_default"] = [{"sentences": _strings(MIXED)}]
+  jobs["bfloat16", "serving_float32"] = [{"sentences": _strings(MIXED)}]
   paths["method_names"] = method_names_model
   jobs["method_names", "classification"] = [{"inputs": _strings(["a", "b"])}]
   results = run_many_in_serving_sessions(
@@ -680,8 +681,19 @@ def test_bfloat16_serving_precision(bfloat16_export, served):
     assert json.load(f)["serving_precision"] == "bfloat16"
   with open(os.path.join(path, "README.md"), encoding="utf-8") as f:
     section = f.read().split("## Serving precision")[1]
-  assert "--serving-precision bfloat16" in section and "No signature computes in float32" in section
-  assert "fine-tune from a float32 export" in section
+  assert "--serving-precision bfloat16" in section and "`serving_float32`" in section
+  assert "object API (fine-tuning) stays float32" in section
   got = served["bfloat16", "serving_default"]  # fed MIXED
-  want = tf.nn.softmax(_logits_on_packed(folder, _hf_packed(folder, MIXED, seq_length=16)))
-  np.testing.assert_allclose(got["probabilities"], want.numpy(), rtol=0, atol=1e-2)
+  logits = _logits_on_packed(folder, _hf_packed(folder, MIXED, seq_length=16))
+  want = tf.nn.softmax(logits).numpy()
+  np.testing.assert_allclose(got["probabilities"], want, rtol=0, atol=1e-2)
+  assert np.max(np.abs(got["probabilities"] - want)) > 1e-6  # it computes in bfloat16
+  # serving_float32 and the object API: float32, as a float32 export's.
+  exact = served["bfloat16", "serving_float32"]
+  np.testing.assert_allclose(exact["logits"], logits, rtol=0, atol=TOLERANCE)
+  loaded = tf.saved_model.load(path)
+  assert sorted(loaded.signatures) == ["classification", "pairs", "serving_default",
+                                       "serving_float32"]
+  np.testing.assert_allclose(loaded(tf.constant(MIXED))["logits"], logits, rtol=0,
+                             atol=TOLERANCE)
+  assert all(v.dtype == tf.float32 for v in loaded.trainable_variables)

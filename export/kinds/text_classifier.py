@@ -43,7 +43,7 @@ from bert_hub.errors import BertHubError
 from export import classifier_object as co
 from export import pipeline, publish, sources, warmup
 from export.kinds.preprocessing import create_from_settings
-from export.saved_model import check_serving_precision
+from export.saved_model import FLOAT32_SIGNATURE, check_serving_precision
 from export.verify import BFLOAT16_TOLERANCE, Check
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
@@ -122,24 +122,26 @@ def _strings(values) -> np.ndarray:
   return np.array([v.encode("utf-8") for v in values], dtype=object)
 
 
-def requests(function: str, seq_length: int) -> dict:
+def requests(function: str, seq_length: int, serving_precision: str = "float32") -> dict:
   """{signature: [feeds]}: warmup requests, also the verification cases.
 
   The warmup sentences (short, long, non-ASCII, empty) plus one longer than
-  seq_length; the Example signature gets a batch mixing pairs and singles.
+  seq_length; the Example signature gets a batch mixing pairs and singles;
+  a bfloat16 export's serving_float32 the requests of serving_default.
   """
   sentences = list(warmup.SENTENCES) + [" ".join(["hello world"] * seq_length)]
   second = list(warmup.SECOND_SENTENCES) + ["a short second segment"]
   mixed = [s if i % 2 else None for i, s in enumerate(second)]
+  single = [{"sentences": _strings(sentences[:1])}, {"sentences": _strings(sentences)}]
   return {
-      "serving_default": [{"sentences": _strings(sentences[:1])},
-                          {"sentences": _strings(sentences)}],
+      "serving_default": single,
       co.PAIRS_SIGNATURE: [{"sentences": _strings(sentences[:1]),
                             "second_sentences": _strings(second[:1])},
                            {"sentences": _strings(sentences),
                             "second_sentences": _strings(second)}],
       co.example_signature(function): [{"inputs": co.example_bytes(sentences[:1])},
                                        {"inputs": co.example_bytes(sentences, mixed)}],
+      **({FLOAT32_SIGNATURE: single} if serving_precision == "bfloat16" else {}),
   }
 
 
@@ -237,10 +239,10 @@ class TextClassifierExport(pipeline.ExportKind):
                                                self.preprocessor.special_tokens))
 
     out = {}
-    for name, batch in requests(self.function, self.seq_length).items():
+    for name, batch in self.warmup_requests().items():
       out[name] = []
       for feeds in batch:
-        if name == "serving_default":
+        if name in ("serving_default", FLOAT32_SIGNATURE):
           out[name].append(classify(feeds["sentences"]))
           continue
         if name == co.PAIRS_SIGNATURE:
@@ -267,7 +269,8 @@ class TextClassifierExport(pipeline.ExportKind):
 
   def checks(self, loaded, reference):
     checks = []
-    for name, batch in requests(self.function, self.seq_length).items():
+    bfloat16 = self.serving_precision == "bfloat16"
+    for name, batch in self.warmup_requests().items():
       for i, feeds in enumerate(batch):
         got = loaded.signatures[name](**{k: tf.constant(v) for k, v in feeds.items()})
         want = reference[name][i]
@@ -275,23 +278,24 @@ class TextClassifierExport(pipeline.ExportKind):
           checks.append(Check(f"{name} output names", sorted(got), sorted(want),
                               measure="exact"))
           continue
+        in_bfloat16 = bfloat16 and name != FLOAT32_SIGNATURE
         checks += [_check(f"{name} {key} (request {i})", got[key], want[key],
-                          bfloat16=getattr(self, "serving_precision", "") == "bfloat16")
-                   for key in want if not (key == "label" and getattr(
-                       self, "serving_precision", "") == "bfloat16")]
+                          bfloat16=in_bfloat16)
+                   for key in want if not (key == "label" and in_bfloat16)]
     got_labels = loaded.get_labels().numpy()
     checks.append(Check("get_labels", got_labels, np.array(
         [l.encode("utf-8") for l in self.labels], dtype=object), measure="exact"))
     methods = co.signature_method_names(self.stage)
     want_methods = {"serving_default": co.PREDICT_METHOD,
                     co.PAIRS_SIGNATURE: co.PREDICT_METHOD,
-                    co.example_signature(self.function): co.example_method(self.function)}
+                    co.example_signature(self.function): co.example_method(self.function),
+                    **({FLOAT32_SIGNATURE: co.PREDICT_METHOD} if bfloat16 else {})}
     checks.append(Check("signature method names", np.array(sorted(methods.items())),
                         np.array(sorted(want_methods.items())), measure="exact"))
     return checks
 
   def warmup_requests(self):
-    return requests(self.function, self.seq_length)
+    return requests(self.function, self.seq_length, self.serving_precision)
 
   def files(self, *, model_path, verification, digests):
     from export.pages import text_classifier_page  # pylint: disable=g-import-not-at-top
@@ -336,7 +340,8 @@ def export_text_classifier(*, checkpoint: str, output_dir: str,
     model_name: the name in the model page's title (default: DIR's name).
     serving_precision: "bfloat16": the encoder computes in bfloat16 in every
       signature (float32 head and outputs; faster on CPUs with AVX512-BF16 or
-      AMX); no float32 signature is kept (export again without it).
+      AMX) but `serving_float32`, serving_default in float32; the object API
+      stays float32.
     report: called with (stage, detail) as the export goes.
 
   Returns:

@@ -364,9 +364,7 @@ def files(*, config, version: int, lower_case: bool, publisher: str, name: str,
                 publisher=publisher, name=name, language=language, dataset=dataset,
                 whole_word_masking=whole_word_masking, model_path=model_path,
                 source=source, packages=packages, tokenizer=tokenizer)
-  from export.saved_model import FLOAT32_SIGNATURE  # pylint: disable=g-import-not-at-top
-  page += metadata_lib.precision_section(serving_precision,
-                                         float32_signature=FLOAT32_SIGNATURE)
+  page += metadata_lib.precision_section(serving_precision)
   meta = metadata(config=config, version=version, lower_case=lower_case,
                   publisher=publisher, name=name, language=language, dataset=dataset,
                   whole_word_masking=whole_word_masking, source=source,

@@ -72,23 +72,18 @@ def common(*, kind: str, source, verification: dict, serving_precision: str = "f
   return out
 
 
-def precision_section(serving_precision: str, *, float32_signature: Optional[str]) -> str:
-  """The page's words on --serving-precision bfloat16 ("" for float32).
-
-  float32_signature: serving_default's float32 twin (the object API then stays
-  float32 too), or None: nothing computes in float32 (the classifier).
-  """
+def precision_section(serving_precision: str) -> str:
+  """The page's words on --serving-precision bfloat16 ("" for float32): every kind
+  keeps serving_default in float32 as FLOAT32_SIGNATURE, and its object API."""
   if serving_precision == "float32":
     return ""
-  rest = (f"`{float32_signature}` is `serving_default` computed in float32, and the "
-          f"Python object API (fine-tuning) stays float32." if float32_signature else
-          "No signature computes in float32, nor the Python object API: fine-tune "
-          "from a float32 export.")
+  from export.saved_model import FLOAT32_SIGNATURE  # pylint: disable=g-import-not-at-top
   return (f"\n## Serving precision\n\nExported with `--serving-precision "
           f"{serving_precision}`: the signatures TF Serving calls compute the encoder in "
           f"{serving_precision} (float32 inputs and outputs), its projections on "
           f"{serving_precision} copies of their weights stored beside the float32 ones. "
-          f"{rest}\n")
+          f"`{FLOAT32_SIGNATURE}` is `serving_default` computed in float32, and the "
+          f"Python object API (fine-tuning) stays float32.\n")
 
 
 def dumps(meta: dict) -> str:

@@ -204,7 +204,7 @@ def files(*, config, head, labels, seq_length, tokenizer, normalization, source,
   page = render(config=config, head=head, labels=labels, seq_length=seq_length,
                 tokenizer=tokenizer, normalization=normalization, source=source,
                 model_path=model_path, model_name=model_name, verification=verification)
-  page += metadata_lib.precision_section(serving_precision, float32_signature=None)
+  page += metadata_lib.precision_section(serving_precision)
   meta = metadata(config=config, head=head, labels=labels, seq_length=seq_length,
                   tokenizer=tokenizer, normalization=normalization, source=source,
                   verification=verification, serving_precision=serving_precision,

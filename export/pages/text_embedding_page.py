@@ -179,9 +179,7 @@ def files(*, config, head, seq_length: int, signature_names: Sequence[str], toke
                 signature_names=signature_names, tokenizer=tokenizer,
                 normalization=normalization, model_path=model_path, source=source,
                 packages=packages)
-  from export.saved_model import FLOAT32_SIGNATURE  # pylint: disable=g-import-not-at-top
-  page += metadata_lib.precision_section(serving_precision,
-                                         float32_signature=FLOAT32_SIGNATURE)
+  page += metadata_lib.precision_section(serving_precision)
   meta = metadata(config=config, head=head, seq_length=seq_length,
                   signature_names=signature_names, tokenizer=tokenizer,
                   normalization=normalization, source=source, verification=verification,
