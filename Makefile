@@ -34,7 +34,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) -m benchmarks.run
 
-# Only the text servables' rows (benchmarks/text.py), about 10 minutes.
+# Only the text servables' rows (benchmarks/text.py), about 4 minutes (6 when our exports are made again).
 bench-text: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) -m benchmarks.run --only text
