@@ -7,8 +7,8 @@ graph rewrites (grappler, oneDNN) fuse more:
                             bias add fuses into the product
   activation_in_projection  the feed-forward activation inside its projection,
                             so it fuses too
-Measured in benchmarks/README.md; tested in tests/test_encoder.py (outputs equal
-to the network as tf-models builds it).
+Measured in benchmarks/README.md; tested in tests/test_projections.py (outputs
+equal to the network as tf-models builds it).
 """
 from typing import Optional, Tuple
 

@@ -70,7 +70,7 @@ from bert_hub import encoder as encoder_lib
 from bert_hub import length_buckets
 from bert_hub._tf_private import write_fingerprint
 from bert_hub.checkpoints import heads, names
-from export.saved_model import FLOAT32_SIGNATURE, trackable
+from export.saved_model import FLOAT32_SIGNATURE, trackable, tracked_bfloat16_twin
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
@@ -233,9 +233,7 @@ def classifier_object(model: encoder_lib.Encoder, head_layer, preprocessor, *,
   obj = trackable(list(model.variables) + head_vars,
                   list(model.trainable_variables) + list(head_layer.trainable_variables))
   if serving_precision == "bfloat16":
-    twin = encoder_lib.bfloat16_twin(model)
-    served = functions(twin)
-    obj.bfloat16_weights = list(twin.bfloat16_weights)  # only the signatures read them
+    served = functions(tracked_bfloat16_twin(model, obj))
   obj.preprocessor = preprocessor
   obj.vocab_file = preprocessor.vocab_file
   obj.labels_file = tf.saved_model.Asset(labels_file)

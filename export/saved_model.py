@@ -69,6 +69,18 @@ def trackable(variables, trainable_variables):
   return obj
 
 
+def tracked_bfloat16_twin(model: Encoder, obj) -> Encoder:
+  """bert_hub.encoder.bfloat16_twin(model), its bfloat16 copies tracked by `obj`.
+
+  As obj.bfloat16_weights (saved with it), not among obj.variables: those are
+  what the float32 object API reads, and only the bfloat16 signatures read the
+  copies. Every kind's bfloat16 signatures call a twin made here.
+  """
+  twin = bfloat16_twin(model)
+  obj.bfloat16_weights = list(twin.bfloat16_weights)
+  return twin
+
+
 SERVING_PRECISIONS = ("float32", "bfloat16")
 
 
@@ -193,8 +205,7 @@ def encoder_object(model: Encoder, *, version: Version, vocab_file: str,
     return dict(pooled_output=pooled_output, sequence_output=sequence_output)
 
   if serving_precision == "bfloat16":
-    twin = bfloat16_twin(model)
-    obj.bfloat16_weights = list(twin.bfloat16_weights)  # only serving_default reads them
+    twin = tracked_bfloat16_twin(model, obj)
 
     def bfloat16(inputs):
       out = twin(inputs, training=False)

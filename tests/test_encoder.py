@@ -314,7 +314,6 @@ def test_bfloat16_twin_reads_bfloat16_copies_and_runs_its_activation_in_the_proj
   variables; the activation runs inside the intermediate projection, in
   bfloat16 (fusable); outputs within bfloat16's precision of float32's."""
   from bert_hub import encoder as encoder_lib
-  from bert_hub.checkpoints import names
   cfg = fixtures.tiny_config()  # gelu_tanh
   model = build_encoder(cfg)
   twin = encoder_lib.bfloat16_twin(model)

@@ -70,8 +70,9 @@ def test_traced_as_saved_lets_save_reuse_the_trace(tmp_path):
 
 
 def test_traced_as_saved_nests():
-  """The pipeline traces a whole export inside it, and the encoder object
-  enters it again: TensorFlow's own save_context refuses to nest."""
+  """The pipeline traces a whole export inside it, and the preprocessing model
+  (bert_pack_inputs' traces) enters it again: TensorFlow's own save_context
+  refuses to nest."""
   import bert_hub  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow.python.saved_model import save_context  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import

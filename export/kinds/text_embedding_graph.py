@@ -20,10 +20,10 @@ from bert_hub import length_buckets
 from bert_hub import pooling as pooling_lib
 from export.kinds.text_embedding_head import (
     EMBEDDING, PAIRS_SIGNATURE, SERVING_SIGNATURE, TOKENS_SIGNATURE, Head)
-from export.saved_model import FLOAT32_SIGNATURE, trackable  # noqa: F401 (re-exported)
+from export.saved_model import (  # noqa: F401 (FLOAT32_SIGNATURE re-exported)
+    FLOAT32_SIGNATURE, trackable, tracked_bfloat16_twin)
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
-
 
 
 def _sentences_spec(name):
@@ -85,14 +85,16 @@ def text_embedding_functions(model: encoder_lib.Encoder, preprocessor, *, seq_le
     bias = (tf.Variable(layer.bias, name=f"dense_{i}/bias")
             if layer.bias is not None else None)
     dense.append((kernel, bias, layer.activation))
+  dense_variables = [v for k, b, _ in dense for v in (k, b) if v is not None]
+  obj = trackable(list(model.variables) + dense_variables,
+                  list(model.trainable_variables) + dense_variables)
   lengths = {text: (0 if head.include_prompt else
                     prompt_length(preprocessor, text, seq_length=seq_length))
              for text in {head.default_prompt} | {t for _, t in head.prompts}}
   hidden_size = model.config.hidden_size
   encoders = {False: _encoder_function(model)}
-  twin = encoder_lib.bfloat16_twin(model) if serving_precision == "bfloat16" else None
-  if twin is not None:
-    encoders[True] = _encoder_function(twin)
+  if serving_precision == "bfloat16":
+    encoders[True] = _encoder_function(tracked_bfloat16_twin(model, obj))
 
   def head_of(outputs, mask, prompt):
     """Encoder outputs of [b, s] rows -> embedding float32 [b, D]."""
@@ -190,11 +192,6 @@ def text_embedding_functions(model: encoder_lib.Encoder, preprocessor, *, seq_le
     signatures[FLOAT32_SIGNATURE] = float32[SERVING_SIGNATURE]
     float32 = dict(float32, **{FLOAT32_SIGNATURE: float32[SERVING_SIGNATURE]})
 
-  dense_variables = [v for k, b, _ in dense for v in (k, b) if v is not None]
-  obj = trackable(list(model.variables) + dense_variables,
-                  list(model.trainable_variables) + dense_variables)
-  if twin is not None:  # only the bfloat16 signatures read them, not __call__
-    obj.bfloat16_weights = list(twin.bfloat16_weights)
   obj.vocab_file = preprocessor.vocab_file
   obj.__call__ = embed
   obj.embed_pairs = embed_pairs
