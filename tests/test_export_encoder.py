@@ -215,10 +215,10 @@ def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path, run_shared
                            "i hated it", "this was very bad .", "good fun", "not good"])
   labels = tf.constant([1, 1, 0, 0, 1, 0])
   loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-  optimizer = tf_keras.optimizers.Adam(1e-2)
+  optimizer = tf_keras.optimizers.Adam(3e-3)
   encoder_vars = {id(v) for v in encoder_layer.trainable_weights}
 
-  @tf.function  # one trace, then 40 fast steps (the same updates as eagerly)
+  @tf.function  # one trace, then fast steps (the same updates as eagerly)
   def train_step():
     with tf.GradientTape() as tape:
       loss = loss_fn(labels, model(sentences, training=True))
@@ -226,19 +226,26 @@ def test_fine_tuning_text_classifier_trains_and_round_trips(tmp_path, run_shared
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     return [tf.zeros([]) if g is None else tf.reduce_max(tf.abs(g)) for g in grads]
 
-  # Loss before training, then 40 steps. Measured over 16 seeds (the dropout inside
-  # the loaded SavedModel is not seeded by set_random_seed, so runs differ): the loss
-  # can sit at chance (ln 2) for 15 steps before it falls; after 40 steps it was at
-  # most 0.035x the start (20 steps and a 0.5x bound failed in CI: 0.82x after 20 steps).
+  def learned():
+    return (float(loss_fn(labels, model(sentences, training=False))) < 0.25 * losses[0] and
+            np.array_equal(np.argmax(model(sentences), axis=-1), labels))
+
+  # Trains until the loss is under 0.25x the loss before training and all six are
+  # classified right, at most 100 steps. The dropout inside the loaded SavedModel is
+  # not seeded by set_random_seed, so runs differ. Measured (this loop, 35 runs):
+  # 9 to 33 steps at Adam 3e-3. Adam 1e-2 (its first steps move every weight of
+  # this small encoder by about half its scale) failed twice, once in CI after 20
+  # steps and once here after 40, the loss stuck near chance (ln 2).
   losses = [float(loss_fn(labels, model(sentences, training=False)))]
-  for _ in range(40):
+  for _ in range(100):
     largest = train_step()
     reached = [v for v, g in zip(model.trainable_variables, largest)
                if id(v) in encoder_vars and float(g) > 0]
     assert len(reached) == len(encoder_vars), "every encoder variable gets a gradient"
     losses.append(float(loss_fn(labels, model(sentences, training=False))))
-  assert losses[-1] < 0.25 * losses[0], losses
-  np.testing.assert_array_equal(np.argmax(model(sentences), axis=-1), labels)
+    if learned():
+      break
+  assert learned(), losses
   saved = str(tmp_path / "classifier")
   model.save(saved, include_optimizer=False, save_format="tf")
   reloaded = tf_keras.models.load_model(saved, custom_objects={"KerasLayer": hub.KerasLayer})
