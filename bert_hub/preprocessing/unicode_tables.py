@@ -216,8 +216,15 @@ class _TwoLevelTable:
 
   def __init__(self, values: np.ndarray):
     blocks = values.reshape(-1, _BLOCK)  # [0x110000 / 128, 128]
-    unique_blocks, index = np.unique(blocks, axis=0, return_inverse=True)
-    self._index = tf.constant(index.reshape(-1).astype(np.int32))  # [8704]
+    # Each distinct block once, in order of first use (a dict of their bytes:
+    # 10 ms, where np.unique(axis=0) sorts rows in 0.6 s).
+    first_use = {}  # bytes of a block -> the row of its first use
+    rows = [first_use.setdefault(block.tobytes(), row)
+            for row, block in enumerate(blocks)]
+    unique_rows = sorted(first_use.values())
+    unique_blocks = blocks[unique_rows]  # [distinct, 128]
+    index = np.searchsorted(unique_rows, rows).astype(np.int32)  # [8704]
+    self._index = tf.constant(index)  # [8704]
     self._blocks = tf.constant(unique_blocks.reshape(-1))  # [distinct * 128]
 
   def lookup(self, code_points):
