@@ -2,6 +2,30 @@
 import pytest
 
 
+# ------------------------------------------------------ graph optimization in tests
+#
+# The first call of a tf.function (or of a reloaded signature) optimizes its
+# graph with grappler: about 1 to 2 s per function here, with the tokenizer,
+# the length loop and the encoder inside, and the suite makes hundreds of them
+# (measured: 599 tests, 9 min 49 s with grappler, 7 min 54 s without). In this
+# process grappler is off: the tests check what our graphs compute. What TF
+# Serving runs, the optimized graph (grappler's fusions, oneDNN's rewrites), is
+# checked where it is run: in the TF1-session children of tests/serving_utils.py
+# and the real-process tests (test_cli, test_keras3*, test_publish), which keep
+# TensorFlow's default, and in the modules marked `optimized_graphs` (their
+# results depend on the fusions: bfloat16 accuracy, fused projections).
+
+
+@pytest.fixture(scope="module", autouse=True)
+def graph_optimization(request):
+  """Grappler off for the module, unless it is marked optimized_graphs."""
+  import bert_hub  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  optimized = request.node.get_closest_marker("optimized_graphs") is not None
+  tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not optimized})
+  yield optimized
+
+
 @pytest.fixture(scope="session")
 def serving_models(tmp_path_factory):
   """The tiny SavedModels of tests/serving_models.py, saved once per session.

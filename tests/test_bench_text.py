@@ -18,7 +18,8 @@ from benchmarks import text
 from export import lib
 from tests import fixtures
 
-pytestmark = pytest.mark.slow
+# Grappler on (tests/conftest.py): bfloat16's accuracy depends on its fusions.
+pytestmark = [pytest.mark.slow, pytest.mark.optimized_graphs]
 TOLERANCE = 1e-5  # float32, per element of L2-normalized embeddings
 
 

@@ -1,5 +1,7 @@
-"""conftest.made_once: a shared export made by one worker, waited for by the others,
-never forever."""
+"""tests/conftest.py: made_once (a shared export made by one worker, waited for by
+the others, never forever) and graph_optimization (grappler off in the test
+process, but for modules marked optimized_graphs: tests/test_projections.py
+checks that side)."""
 import subprocess
 import sys
 import time
@@ -41,3 +43,9 @@ def test_a_lock_held_too_long_fails_the_waiter_with_one_line(tmp_path, monkeypat
     holder.wait()
   # The holder gone, the lock is free again: the export is made.
   assert conftest.made_once(tmp_path, "thing", lambda path: path.mkdir()).is_dir()
+
+
+def test_grappler_is_off_in_modules_not_marked(graph_optimization):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  assert not graph_optimization
+  assert tf.config.optimizer.get_experimental_options()["disable_meta_optimizer"]

@@ -12,6 +12,9 @@ from tests import fixtures
 
 import tensorflow as tf  # pylint: disable=wrong-import-order
 
+# Grappler on (tests/conftest.py): these projections exist to be fused by it.
+pytestmark = pytest.mark.optimized_graphs
+
 # The same math in the same framework; only op order may differ.
 TF_TOLERANCE = 1e-5
 
@@ -96,3 +99,8 @@ def test_feed_forward_activation_runs_in_its_projection_same_outputs(activation,
   got = model(inputs, training=False)
   for name in ("sequence_output", "pooled_output"):
     np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), atol=TF_TOLERANCE)
+
+
+def test_this_module_runs_with_grappler(graph_optimization):
+  assert graph_optimization
+  assert not tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer")
