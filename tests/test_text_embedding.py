@@ -18,8 +18,6 @@ all the TF1-session runs of a fixture happen in one child process
 """
 import bert_hub  # noqa: F401  (legacy Keras first)
 
-import contextlib
-import io
 import json
 import os
 import pathlib
@@ -99,21 +97,17 @@ def _assert_rows_close(got, want, *, relative=ST_RELATIVE, what=""):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-  """The tiny checkpoint exported with the CLI (pooler) and with mean + normalize."""
+def tiny(tmp_path_factory, run_shared):
+  """The tiny checkpoint exported with the CLI (pooler: tests/fixtures.py
+  tiny_text_embedding, made once per run; tests must not change it) and with
+  mean + normalize (this module's)."""
+  shared = fixtures.tiny_text_embedding(run_shared)
   root = tmp_path_factory.mktemp("text_embedding")
-  prefix, _ = fixtures.write_tf1_checkpoint(str(root / "ckpt"), CONFIG, with_mlm=False)
-  vocab = fixtures.write_vocab(str(root / "ckpt"))
-  printed = io.StringIO()
-  with contextlib.redirect_stdout(printed):  # the CLI, as a user runs it
-    assert cli.main(["text-embedding", "--checkpoint", prefix, "--output",
-                     str(root / "embed"), "--seq-length", str(SEQ_LENGTH),
-                     "--lower-case"]) == 0
   mean = lib.export_text_embedding(
-      checkpoint=prefix, output_dir=str(root / "mean"), seq_length=SEQ_LENGTH,
+      checkpoint=shared["prefix"], output_dir=str(root / "mean"), seq_length=SEQ_LENGTH,
       lower_case=True, pooling="mean", normalize=True, report=lib.quiet_report).path
-  return dict(root=root, prefix=prefix, vocab=vocab, printed=printed.getvalue(),
-              pooler=str(root / "embed" / "1"), mean=mean)
+  return dict(prefix=shared["prefix"], vocab=shared["vocab"], printed=shared["printed"],
+              embed=pathlib.Path(shared["out"]), pooler=shared["path"], mean=mean)
 
 
 @pytest.fixture(scope="module")
@@ -446,7 +440,7 @@ def test_cli_reports_its_stages(tiny):
                     "warmup", "model page", "done"]
   assert "embedding: pooled_output (the encoder's pooler)" in printed
   assert "largest difference after reload" in printed
-  assert sorted(os.listdir(tiny["root"] / "embed")) == ["1"]  # no leftovers
+  assert sorted(os.listdir(tiny["embed"])) == ["1"]  # no leftovers
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -457,12 +451,12 @@ def test_cli_reports_its_stages(tiny):
 ])
 def test_cli_refuses_before_any_work(tiny, capsys, extra, message):
   code = cli.main(["text-embedding", "--checkpoint", tiny["prefix"], "--output",
-                   str(tiny["root"] / "embed"), "--seq-length", str(SEQ_LENGTH),
+                   str(tiny["embed"]), "--seq-length", str(SEQ_LENGTH),
                    "--lower-case"] + extra)
   assert code == 2
   err = capsys.readouterr().err
   assert message in err and len(err.strip().splitlines()) == 1
-  assert sorted(os.listdir(tiny["root"] / "embed")) == ["1"]
+  assert sorted(os.listdir(tiny["embed"])) == ["1"]
 
 
 def test_cli_needs_the_checkpoints_vocab(tiny, tmp_path, capsys):
