@@ -23,7 +23,7 @@ def graph_optimization(request):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   optimized = request.node.get_closest_marker("optimized_graphs") is not None
   tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not optimized})
-  yield optimized
+  return optimized
 
 
 @pytest.fixture(scope="session")
