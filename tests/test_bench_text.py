@@ -25,7 +25,8 @@ TOLERANCE = 1e-5  # float32, per element of L2-normalized embeddings
 # bfloat16's cosine to float32 (MiniLM, these sentences): oneDNN's bfloat16
 # kernels (CPUs with AVX512 or AMX) accumulate in float32 inside fused ops:
 # >= 0.9999 (0.99997 on the Xeon of 2026-12-02). Without them (AVX2 only: an AMD
-# EPYC here, 2026-12-06) Eigen rounds every op's output to bfloat16: 0.99954.
+# EPYC here, 2026-12-06) 0.99954, the same as with TF_ENABLE_ONEDNN_OPTS=0
+# (0.9995413 and 0.9995412): every op's output is rounded to bfloat16.
 BF16_FLAGS = ("avx512bw", "avx512_bf16", "amx_bf16", "avx_ne_convert")
 
 
