@@ -71,17 +71,23 @@ def float32_export(minilm_demo):
   return str(minilm_demo["output"] / "minilm_l6_encoder" / "3")
 
 
+@pytest.fixture(scope="module")
+def float32_served(float32_export, encoded):
+  """float32_export's serving_default on `encoded`, loaded and run once."""
+  return _serve(float32_export, encoded)
+
+
 # ------------------------------------------------------------ half precision
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype,tolerance", [("bfloat16", 2e-2), ("float16", 2e-3)])
-def test_half_precision_safetensors_export(tmp_path, encoded, float32_export, dtype,
-                                           tolerance):
+def test_half_precision_safetensors_export(tmp_path, encoded, float32_export,
+                                           float32_served, dtype, tolerance):
   checkpoint = _torch_copy(tmp_path / dtype, dtype)
   path = lib.export_encoder(checkpoint=checkpoint, output_dir=str(tmp_path / "out"),
                             report=lib.quiet_report).path
-  got, want = _serve(path, encoded), _serve(float32_export, encoded)
+  got, want = _serve(path, encoded), float32_served
   for key in ("sequence_output", "pooled_output"):
     error = np.max(np.abs(got[key] - want[key])) / np.max(np.abs(want[key]))
     assert error < tolerance, (key, error)
@@ -195,13 +201,13 @@ def test_tf_model_h5_reads_the_safetensors_weights(h5_dirs, which):
 
 
 @pytest.mark.slow
-def test_tf_model_h5_exports_like_safetensors(tmp_path, encoded, float32_export, h5_dirs):
+def test_tf_model_h5_exports_like_safetensors(tmp_path, encoded, float32_served, h5_dirs):
   """The whole export from tf_model.h5 (the classifier's h5 through the same
   reader is test_tf_model_h5_reads_the_safetensors_weights and the classifier
   export below)."""
   path = lib.export_encoder(checkpoint=h5_dirs["model"], output_dir=str(tmp_path / "out"),
                             report=lib.quiet_report).path
-  got, want = _serve(path, encoded), _serve(float32_export, encoded)
+  got, want = _serve(path, encoded), float32_served
   assert set(got) == set(want)
   for key in want:
     np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-5, err_msg=key)
