@@ -158,6 +158,24 @@ def test_special_tokens_attribute_in_memory_only(hand_vocab, hand_model):
   ).items()} == obj.special_tokens.as_dict()
 
 
+def test_without_bert_pack_inputs(hand_vocab, hand_model, tmp_path):
+  """bert_pack_inputs=False (the text servables' tokenizer): no
+  .bert_pack_inputs, in memory or saved; the same ids from tokenize and the
+  root call as the full model's."""
+  obj = create_preprocessing(vocab_file=hand_vocab, lower_case=True,
+                             default_seq_length=SEQ_LENGTH, bert_pack_inputs=False)
+  assert not hasattr(obj, "bert_pack_inputs")
+  texts = tf.constant(["Café CAFÉS unaffable", "日本 xyz", ""])
+  full = hand_model.obj
+  assert obj.tokenize(texts).to_list() == full.tokenize(texts).to_list()
+  want = full(texts)
+  for got in (obj(texts), save_and_load(obj, tmp_path)(texts)):
+    assert sorted(got) == sorted(want)
+    for key, value in want.items():
+      np.testing.assert_array_equal(got[key].numpy(), value.numpy(), err_msg=key)
+  assert not hasattr(tf.saved_model.load(str(tmp_path)), "bert_pack_inputs")
+
+
 @pytest.mark.parametrize("text, pieces", [
     ("unaffable", [["un", "##aff", "##able"]]),  # BERT's docstring example.
     ("Café CAFÉS", [["cafe"], ["cafe", "##s"]]),  # Lowered, accents stripped.

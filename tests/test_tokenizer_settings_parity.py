@@ -158,7 +158,7 @@ def models(run_shared):
       cache[key] = create_preprocessing(
           vocab_file=vocab, lower_case=lower_case, strip_accents=strip_accents,
           tokenize_chinese_chars=tokenize_chinese_chars,
-          default_seq_length=SEQ_LENGTH)
+          default_seq_length=SEQ_LENGTH, bert_pack_inputs=False)  # not used here
     return cache[key]
   return get
 
@@ -250,7 +250,7 @@ def hand_models(tmp_path_factory):
       cache[settings] = create_preprocessing(
           vocab_file=str(path), lower_case=lower_case,
           strip_accents=strip_accents, tokenize_chinese_chars=chinese,
-          tokenize_with_offsets=True)
+          tokenize_with_offsets=True, bert_pack_inputs=False)  # not used here
     return cache[settings]
   return get
 

@@ -69,7 +69,7 @@ def test_crlf_vocab_tokenizes_like_lf(tmp_path):
   sentences = tf.constant(["unaffable the cafés", "the 日 x"])
   for normalization in ("faithful", "tf_text"):
     lf, crlf = (create_preprocessing(vocab_file=p, lower_case=True,
-                                     default_seq_length=8,
+                                     default_seq_length=8, bert_pack_inputs=False,
                                      normalization=normalization)
                 for p in (lf_path, crlf_path))
     assert lf.tokenize(sentences).to_list() == crlf.tokenize(sentences).to_list()

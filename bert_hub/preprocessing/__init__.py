@@ -41,6 +41,7 @@ The saved object provides:
       came from. Has the same .get_special_tokens_dict().
 
   preprocessor.bert_pack_inputs(segments, seq_length=default_seq_length)
+      (unless created with bert_pack_inputs=False)
       segments: a list of 1 to MAX_SEGMENTS int32 RaggedTensors, each
         [B, (tokens)] or [B, (W), (P)] (the output of .tokenize).
       seq_length: optional int32 scalar T (a Python int works too).

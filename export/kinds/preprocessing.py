@@ -19,15 +19,17 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-orde
 
 def create_from_settings(*, vocab_file: str, tokenizer: TokenizerSettings,
                          seq_length: int, normalization: str,
-                         tokenize_with_offsets: bool = False):
-  """bert_hub.preprocessing.create_preprocessing with resolved tokenizer settings."""
+                         tokenize_with_offsets: bool = False,
+                         bert_pack_inputs: bool = True):
+  """bert_hub.preprocessing.create_preprocessing with resolved tokenizer settings
+  (bert_pack_inputs=False for the servables, which save only its tokenizer)."""
   from bert_hub import preprocessing  # pylint: disable=g-import-not-at-top
   return preprocessing.create_preprocessing(
       vocab_file=vocab_file, lower_case=tokenizer.lower_case,
       strip_accents=tokenizer.strip_accents,
       tokenize_chinese_chars=tokenizer.tokenize_chinese_chars,
       default_seq_length=seq_length, tokenize_with_offsets=tokenize_with_offsets,
-      normalization=normalization)
+      normalization=normalization, bert_pack_inputs=bert_pack_inputs)
 
 
 class PreprocessingExport(pipeline.ExportKind):

@@ -131,9 +131,11 @@ class TextEmbeddingExport(pipeline.ExportKind):
           f"({source.tokenizer.describe()}, seq_length={seq_length}, "
           f"normalization={normalization}); embedding: {head.describe()} "
           f"(from {head.origin})")
+    # Only its tokenizer is saved (the object docstring above): no
+    # bert_pack_inputs and its six traces.
     self.preprocessor = create_from_settings(
         vocab_file=source.vocab_path, tokenizer=source.tokenizer,
-        seq_length=seq_length, normalization=normalization)
+        seq_length=seq_length, normalization=normalization, bert_pack_inputs=False)
     self._functions = None
 
   def build(self, stage, clock):
