@@ -1,8 +1,10 @@
 """bert_hub/preprocessing/unicode_tables.py: the tables kept on disk between processes.
 
 The independent reference is the computation itself (`_computed_arrays`, what
-a process without the kept file runs); the tables' content is tested against
-FullTokenizer in test_tokenization_parity / test_preprocessing_fuzz.
+a process without the kept file runs, made once here); the tests of the kept
+file count the computations `_arrays()` asks for (`computations`: a copy of it
+stands in). The tables' content is tested against FullTokenizer in
+test_tokenization_parity / test_preprocessing_fuzz.
 """
 import bert_hub  # noqa: F401  (legacy Keras first)
 
@@ -17,6 +19,19 @@ from bert_hub.preprocessing import unicode_tables
 @pytest.fixture(scope="module")
 def computed():
   return unicode_tables._computed_arrays()  # pylint: disable=protected-access
+
+
+@pytest.fixture
+def computations(monkeypatch, computed):
+  """How many times _arrays() computed the tables: the computation (1.5-3 s
+  each) is replaced by a copy of `computed`, counted."""
+  calls = []
+
+  def compute():
+    calls.append(1)
+    return {name: array.copy() for name, array in computed.items()}
+  monkeypatch.setattr(unicode_tables, "_computed_arrays", compute)
+  return calls
 
 
 def _fresh_arrays(monkeypatch, cache_dir):
@@ -36,7 +51,8 @@ def _assert_equal(got, want):
     np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
 
-def test_kept_file_is_written_once_and_read_back_equal(monkeypatch, tmp_path, computed):
+def test_kept_file_is_written_once_and_read_back_equal(monkeypatch, tmp_path, computed,
+                                                      computations):
   first = _fresh_arrays(monkeypatch, tmp_path)
   files = os.listdir(tmp_path)
   assert len(files) == 1 and files[0].startswith("unicode_tables-"), files
@@ -46,10 +62,12 @@ def test_kept_file_is_written_once_and_read_back_equal(monkeypatch, tmp_path, co
   assert os.stat(tmp_path / files[0]).st_mtime_ns == stamp
   assert os.listdir(tmp_path) == files
   _assert_equal(second, computed)
+  assert len(computations) == 1  # the second process read the file
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other arrays"])
-def test_a_damaged_kept_file_is_computed_again(monkeypatch, tmp_path, computed, damage):
+def test_a_damaged_kept_file_is_computed_again(monkeypatch, tmp_path, computed,
+                                               computations, damage):
   monkeypatch.setenv("BERT_HUB_CACHE", str(tmp_path))
   path = unicode_tables._cache_path()  # pylint: disable=protected-access
   if damage == "truncated":
@@ -58,15 +76,17 @@ def test_a_damaged_kept_file_is_computed_again(monkeypatch, tmp_path, computed, 
   else:
     np.savez(path, flags=computed["flags"])
   _assert_equal(_fresh_arrays(monkeypatch, tmp_path), computed)
+  assert len(computations) == 1
   with np.load(path) as kept:  # replaced by the whole tables
     assert set(kept.files) == set(computed)
 
 
-def test_an_unwritable_cache_still_gives_the_tables(monkeypatch, tmp_path, computed):
+def test_an_unwritable_cache_still_gives_the_tables(monkeypatch, tmp_path, computed,
+                                                    computations):
   blocker = tmp_path / "file"  # a file where the cache folder would be
   blocker.write_text("x")
   _assert_equal(_fresh_arrays(monkeypatch, blocker / "cache"), computed)
-  assert os.listdir(tmp_path) == ["file"]
+  assert os.listdir(tmp_path) == ["file"] and len(computations) == 1
 
 
 def test_the_file_name_follows_python_and_the_source(monkeypatch, tmp_path):
