@@ -77,12 +77,29 @@ def test_ops_outside_core_tensorflow(serving_models):
       "TFText>RoundRobinTrim"]
 
 
-def test_core_tensorflow_is_this_tensorflow_without_tf_text():
+def test_core_tensorflow_is_this_tensorflow_without_tf_text(monkeypatch, tmp_path):
+  """Asked in a fresh process once, then read from the kept file (a damaged
+  one is asked again)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  version, names = ops.core_tensorflow()
-  assert version == tf.__version__
-  assert {"MatMul", "StringSplitV2", "ReadVariableOp"} <= names
-  assert "FastWordpieceTokenizeWithOffsets" not in names
+  monkeypatch.setenv("BERT_HUB_CACHE", str(tmp_path))
+  ops.core_tensorflow.cache_clear()
+  try:
+    version, names = ops.core_tensorflow()
+    assert version == tf.__version__
+    assert {"MatMul", "StringSplitV2", "ReadVariableOp"} <= names
+    assert "FastWordpieceTokenizeWithOffsets" not in names
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("core_ops-")]
+    assert len(kept) == 1 and list(tmp_path.iterdir()) == kept
+    ops.core_tensorflow.cache_clear()
+    with monkeypatch.context() as no_child:
+      no_child.setattr(ops.subprocess, "run", lambda *a, **k: pytest.fail("asked again"))
+      assert ops.core_tensorflow() == (version, names)
+    kept[0].write_text("bert_hub core TensorFlow ops\n", encoding="utf-8")  # damaged
+    ops.core_tensorflow.cache_clear()
+    assert ops.core_tensorflow() == (version, names)
+    assert ops._read_core_ops(kept[0]) == (version, names)  # pylint: disable=protected-access
+  finally:
+    ops.core_tensorflow.cache_clear()
 
 
 def test_model_base_directory_is_not_a_saved_model(serving_models):

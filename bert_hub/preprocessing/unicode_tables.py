@@ -15,12 +15,12 @@ Unicode version.
 import dataclasses
 import functools
 import hashlib
-import os
 import sys
 import unicodedata
 import zipfile
 
 from bert_hub import _keras  # noqa: F401  (must run before tensorflow is imported)
+from bert_hub import cache
 
 import numpy as np
 import tensorflow as tf
@@ -80,19 +80,16 @@ def _map_name(key) -> str:
 
 
 def _cache_path() -> str:
-  """The file that keeps _arrays() between processes.
+  """The file that keeps _arrays() between processes (bert_hub/cache.py).
 
-  $BERT_HUB_CACHE, else $XDG_CACHE_HOME/bert_hub, else ~/.cache/bert_hub. The
-  name holds what the tables depend on: the Python (its unicodedata and
+  The name holds what the tables depend on: the Python (its unicodedata and
   str.lower) and this module's source; anything else gets a file of its own.
   """
-  root = os.environ.get("BERT_HUB_CACHE") or os.path.join(
-      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bert_hub")
   with open(__file__, "rb") as f:
     source = f.read()
   key = hashlib.sha256(sys.version.encode() + unicodedata.unidata_version.encode()
                        + source).hexdigest()[:16]
-  return os.path.join(root, f"unicode_tables-{key}.npz")
+  return cache.file_path(f"unicode_tables-{key}.npz")
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,14 +114,7 @@ def _arrays() -> dict:
   except (OSError, ValueError, EOFError, zipfile.BadZipFile):
     pass  # missing or damaged: compute
   arrays = _computed_arrays()
-  temporary = f"{path}.{os.getpid()}.tmp"
-  try:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(temporary, "wb") as f:
-      np.savez(f, **arrays)
-    os.replace(temporary, path)
-  except OSError:
-    pass  # not writable: computed again by the next process
+  cache.keep(path, lambda f: np.savez(f, **arrays))  # if not writable: computed again
   return arrays
 
 

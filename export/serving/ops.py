@@ -6,6 +6,7 @@
   serving_op_allowlist(path=None) -> frozenset[str]
   allowlist_versions(path=None) -> str      e.g. "tensorflow==2.12.1 tensorflow-text==2.12.1"
   core_tensorflow() -> (version, op names)  of this Python's TensorFlow alone
+                                            (asked once, kept: bert_hub/cache.py)
 
 Why an allowlist: TF Serving images build core TensorFlow at their own version
 but embed TensorFlow Text 2.12.1 (tensorflow/serving#4057). A model that uses a
@@ -21,12 +22,15 @@ uses none).
 from bert_hub import _keras  # noqa: F401  (legacy Keras before tensorflow loads)
 
 import functools
+import hashlib
+import importlib.util
 import os
 import pathlib
 import re
 import subprocess
 import sys
 
+from bert_hub import cache
 from bert_hub.errors import BertHubError
 from export.serving import files
 
@@ -115,23 +119,58 @@ print("\\n".join(sorted(names)))
 """
 
 
+_CORE_OPS_HEADER = "bert_hub core TensorFlow ops"
+
+
+def _core_ops_file() -> str:
+  """The cache file of core_tensorflow() (bert_hub/cache.py): one per Python
+  and TensorFlow installation (its package's path, size and time: a
+  reinstall gets a file of its own)."""
+  spec = importlib.util.find_spec("tensorflow")
+  origin = spec.origin if spec and spec.origin else "none"
+  stat = os.stat(origin) if os.path.exists(origin) else None
+  key = "\0".join([os.path.realpath(sys.executable), origin,
+                   f"{stat.st_size}:{stat.st_mtime_ns}" if stat else ""])
+  return cache.file_path(
+      f"core_ops-{hashlib.sha256(key.encode()).hexdigest()[:16]}.txt")
+
+
+def _read_core_ops(path):
+  """(version, names) from a kept file; None if it is missing or damaged."""
+  try:
+    header, version, *names = pathlib.Path(path).read_text(encoding="utf-8").split("\n")
+  except (OSError, UnicodeDecodeError, ValueError):
+    return None
+  names = [name for name in names if name]
+  if header != _CORE_OPS_HEADER or not version or not names:
+    return None
+  return version, frozenset(names)
+
+
 @functools.lru_cache(maxsize=None)
 def core_tensorflow() -> tuple[str, frozenset[str]]:
   """(version, op names) of this Python's TensorFlow without any op libraries.
 
-  Asked in a fresh process (once, then cached): this one may have imported
+  Asked in a fresh process (about 6 s): this one may have imported
   tensorflow_text (or another op library), and a loaded op library cannot be
-  unloaded.
+  unloaded. The answer is kept in the cache folder (bert_hub/cache.py), so
+  later processes read it instead.
 
   Raises:
     RuntimeError: with the child's stderr if listing the ops failed.
   """
+  path = _core_ops_file()
+  kept = _read_core_ops(path)
+  if kept:
+    return kept
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   result = subprocess.run([sys.executable, "-c", _LIST_CORE_OPS], env=env,
                           capture_output=True, text=True, timeout=600, check=False)
   if result.returncode != 0:
     raise RuntimeError(f"listing core TensorFlow ops failed:\n{result.stderr}")
   version, *names = result.stdout.split()
+  text = "\n".join([_CORE_OPS_HEADER, version] + sorted(names)) + "\n"
+  cache.keep(path, lambda f: f.write(text.encode("utf-8")))
   return version, frozenset(names)
 
 
