@@ -25,11 +25,17 @@ from bert_hub.errors import ExportVerificationError
 # them by 1e-3 or more. 5e-5 is Hugging Face pt_to_tf's bound, between the two.
 VERIFY_TOLERANCE = 5e-5
 # bfloat16 keeps 8 significant bits: bfloat16 outputs differ from float32 by
-# about 1% in relative_difference() (BERT-base 0.9%, all-MiniLM-L6-v2 1.2%),
-# single values by up to 11% of the output's largest. The bound checks the
-# weights and wiring: adjacent layers' outputs differ by about 40%, a wrong
-# weight by about 100%. float32 is held to VERIFY_TOLERANCE.
-BFLOAT16_TOLERANCE = 0.05
+# about 1% in relative_difference() where oneDNN's bfloat16 kernels accumulate
+# in float32 (AVX512-BF16/AMX: BERT-base 0.9%, all-MiniLM-L6-v2 1.2%), single
+# values by up to 11% of the output's largest. Without them (AVX2 only) every op
+# rounds: all-MiniLM-L6-v2 2.4% on the warmup sentences and 7.2% on one of 256
+# tokens (token_embeddings; 5.0% its embedding; measured 2026-12-07), where
+# 5% failed the export. The bound checks the weights and wiring of the bfloat16
+# copies: adjacent layers' outputs differ by about 40%, a wrong weight by about
+# 100%; subtler mistakes show in the float32 signatures (serving_float32, the
+# object API), held to VERIFY_TOLERANCE, and the twin's own test
+# (tests/test_encoder.py) holds it within 5% of float32 on a tiny model.
+BFLOAT16_TOLERANCE = 0.2
 
 MEASURES = ("scaled", "relative", "exact")
 
