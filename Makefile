@@ -19,9 +19,10 @@ demo: $(STAMP)
 	$(PY) -m export.demo --output models
 
 # The whole suite, slow tests included (CI runs this): one worker process per
-# core (pytest-xdist), each test module's fixtures made once (--dist loadscope);
-# the 25 slowest tests are listed at the end.
-PYTEST := $(PY) -m pytest -q -n auto --dist loadscope --durations=25
+# core (pytest-xdist), each test module's fixtures made once (--dist loadscope),
+# the slowest modules first (tests/conftest.py; xdist would otherwise order them
+# by their number of tests); the 25 slowest tests are listed at the end.
+PYTEST := $(PY) -m pytest -q -n auto --dist loadscope --no-loadscope-reorder --durations=25
 
 test: $(STAMP)
 	$(PYTEST) tests

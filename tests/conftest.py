@@ -11,19 +11,97 @@ import pytest
 # process grappler is off: the tests check what our graphs compute. What TF
 # Serving runs, the optimized graph (grappler's fusions, oneDNN's rewrites), is
 # checked where it is run: in the TF1-session children of tests/serving_utils.py
-# and the real-process tests (test_cli, test_keras3*, test_publish), which keep
+# and the real-process tests (test_cli, test_keras3, test_publish), which keep
 # TensorFlow's default, and in the modules marked `optimized_graphs` (their
 # results depend on the fusions: bfloat16 accuracy, fused projections).
+#
+# A module marked `eager_functions` runs the in-memory models' tf.functions
+# eagerly (tf.config.run_functions_eagerly): the tokenizer-settings modules
+# build a model per setting and call it on a few short texts, where tracing
+# (0.6-1.2 s per function) costs more than running the same ops one by one
+# (test_tokenizer_settings_parity: 83 s -> 49 s alone, measured 2026-12-07).
+# What they compare is the ids; their saved-and-reloaded models (restored
+# graphs, never run eagerly) are checked against the eager ones, and graph
+# mode is what every other module runs. Modules that call a model on large
+# batches are faster traced (test_preprocessing_model: 72 s traced, 83 s eager).
 
 
 @pytest.fixture(scope="module", autouse=True)
 def graph_optimization(request):
-  """Grappler off for the module, unless it is marked optimized_graphs."""
+  """Grappler off for the module, unless it is marked optimized_graphs (and
+  functions run eagerly if it is marked eager_functions)."""
   import bert_hub  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   optimized = request.node.get_closest_marker("optimized_graphs") is not None
   tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not optimized})
-  return optimized
+  eager = request.node.get_closest_marker("eager_functions") is not None
+  tf.config.run_functions_eagerly(eager)
+  yield optimized
+  tf.config.run_functions_eagerly(False)
+
+
+# ------------------------------------------------------ the order of modules
+#
+# `make test` gives each xdist worker whole modules (--dist loadscope), one after
+# another, in the order collected (--no-loadscope-reorder). The slowest go
+# first, so that the two workers end together instead of one running the last
+# long module alone (measured 2026-12-07, 2 cores: 392 s and 362 s of tests
+# on the two workers, ordered by number of tests). Their measured test time,
+# seconds, in that run; modules not listed follow in file order. The first
+# uses the MiniLM demo export (minilm_demo), the next is the other worker's
+# start: the demo's other users come after it is made.
+SLOWEST_FIRST = (
+    "test_text_embedding.py",  # 147 (makes minilm_demo)
+    "test_text_classifier.py",  # 93
+    "test_preprocessing_model.py",  # 71
+    "test_bench_text.py",  # 60 (minilm_demo)
+    "test_checkpoint_variants.py",  # 55 (minilm_demo)
+    "test_export_encoder.py",  # 39
+    "test_versions.py",  # 38
+    "test_tokenizer_settings_parity.py",  # 35
+    "test_publish.py",  # 33
+    "test_beam.py",  # 22
+    "test_serving.py",  # 18
+    "test_preprocessing_fuzz.py",  # 18
+    "test_encoder.py",  # 17
+    "test_keras3.py",  # 16
+    "test_preprocessing_packing.py",  # 12
+    "test_tokenizer_settings.py",  # 11
+    "test_cli.py",  # 10
+    "test_encoder_page.py",  # 10
+)
+
+
+def pytest_collection_modifyitems(items):
+  """Modules in SLOWEST_FIRST order (each module's tests keep theirs)."""
+  rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
+
+
+# ------------------------------------------------------ the garbage collector
+#
+# A test process holds about a million Python objects (TensorFlow, Keras, the
+# models of the modules run so far), and Python's automatic full collections
+# scan them all: 0.3 s each, dozens per module (measured 2026-12-07:
+# test_text_classifier + test_tokenizer_settings_parity in one process, 10.4 s
+# of collections, 9.1 s of them full ones; 4.9 s as below). Here the
+# automatic collections stop at the middle generation; each module starts with
+# one full collection (what the modules before it left) and freezes what
+# survives (imports, session fixtures), so that the collections after it, the
+# exports' own included, scan only what the module makes.
+
+
+def pytest_configure(config):  # pylint: disable=unused-argument
+  import gc  # pylint: disable=g-import-not-at-top
+  threshold0, threshold1, _ = gc.get_threshold()
+  gc.set_threshold(threshold0, threshold1, 10**9)  # no automatic full collection
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collected_between_modules():
+  import gc  # pylint: disable=g-import-not-at-top
+  gc.collect()
+  gc.freeze()
 
 
 @pytest.fixture(scope="session")

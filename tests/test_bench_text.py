@@ -55,7 +55,7 @@ def minilm(tmp_path_factory, minilm_demo):
   embed = tf.saved_model.load(paths["float32"]).signatures["serving_default"]
   ours = np.concatenate([embed(sentences=tf.constant(sentences[i:i + 32]))["embedding"]
                          .numpy() for i in range(0, len(sentences), 32)])
-  return dict(root=root, paths=paths, sentences=sentences, ours=ours)
+  return dict(root=root, paths=paths, sentences=sentences, ours=ours, short=len(short))
 
 
 def test_equals_sentence_transformers(minilm):
@@ -86,11 +86,16 @@ def test_bfloat16_cosine_to_float32(minilm):
   """--serving-precision bfloat16 on real sentences: cosine to float32 >= 0.9999
   with oneDNN's bfloat16 kernels, >= 0.999 without (BF16_FLAGS)."""
   loaded = tf.saved_model.load(minilm["paths"]["bfloat16"])
-  sentences = minilm["sentences"]
+  # 32 of the short sentences, the 128-token texts, "" and "x" (the lowest
+  # cosine of all 106 on an AVX2 CPU, 0.99954; the others' >= 0.99959): without
+  # bfloat16 hardware a sentence costs about 7x float32's (the benchmark
+  # measures the cosine on all the short ones).
+  rows = list(range(32)) + list(range(minilm["short"], len(minilm["sentences"])))
+  sentences = [minilm["sentences"][i] for i in rows]
   got = np.concatenate([loaded.signatures["serving_default"](
       sentences=tf.constant(sentences[i:i + 32]))["embedding"].numpy()
                         for i in range(0, len(sentences), 32)])
-  cosine = np.sum(got * minilm["ours"], axis=1)  # both L2-normalized
+  cosine = np.sum(got * minilm["ours"][rows], axis=1)  # both L2-normalized
   kernels = onednn_bfloat16()
   assert cosine.min() >= (0.9999 if kernels else 0.999), (cosine.min(),
                                                         "oneDNN bfloat16:", kernels)

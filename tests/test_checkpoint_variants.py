@@ -12,8 +12,10 @@
     BertModel(add_pooling_layer=False)), exported as a mean-pooled text
     embedding equal to sentence-transformers.
 
-The MiniLM tests use the real all-MiniLM-L6-v2 weights (slow); the MLM head
-of tf_model.h5 is checked on a tiny BertForPreTraining.
+The half-precision and TFBertModel tests use the real all-MiniLM-L6-v2 weights
+(slow); the TFBertForSequenceClassification and no-pooler ones a small random
+BERT with MiniLM's files (SMALL); the MLM head of tf_model.h5 is checked on a
+tiny BertForPreTraining.
 """
 import json
 import os
@@ -142,12 +144,20 @@ def write_tf_model_h5(path, layers, *, model_scope):
         group.create_dataset(name, data=value)
 
 
-def _minilm_tf_weights(*, pooler=True):
+# A small random BERT (L=2, H=32) with MiniLM's vocab, tokenizer and
+# sentence-transformers files, where the real weights are not what is tested:
+# the classifier's h5 head, a missing pooler (an export of MiniLM costs
+# 15-17 s, of this one 6 s).
+SMALL = fixtures.tiny_config(vocab_size=30522, hidden_size=32, max_position_embeddings=512)
+
+
+def _tf_weights(folder):
+  """The BertModel in `folder` under transformers' TF names (bert/...:0)."""
   import transformers  # pylint: disable=g-import-not-at-top
-  model = transformers.BertModel.from_pretrained(fixtures.minilm_dir())
+  model = transformers.BertModel.from_pretrained(folder)
   weights = {}
   for torch_name, tensor in model.state_dict().items():
-    if torch_name.endswith("position_ids") or (not pooler and "pooler" in torch_name):
+    if torch_name.endswith("position_ids"):
       continue
     name, transpose = tf_weight_name("bert." + torch_name)
     value = tensor.detach().numpy()
@@ -157,31 +167,38 @@ def _minilm_tf_weights(*, pooler=True):
 
 @pytest.fixture(scope="module")
 def h5_dirs(tmp_path_factory):
+  """TFBertModel: MiniLM's real weights; TFBertForSequenceClassification: SMALL's
+  with a random 3-label head. {"model", "classifier": the h5 folders, "source":
+  {which: the safetensors folder of its encoder}, "head": the head's arrays}."""
   root = tmp_path_factory.mktemp("h5")
-  weights = _minilm_tf_weights()
-  assert "bert/encoder/layer_._0/attention/self/query/kernel:0" in weights
-  with open(os.path.join(fixtures.minilm_dir(), "config.json"), encoding="utf-8") as f:
-    config = json.load(f)
+  small = fixtures.write_hf_checkpoint(root / "small", SMALL, pretraining=False)
+  _copy_tokenizer(fixtures.minilm_dir(), small)
   model = root / "TFBertModel"
-  model.mkdir()
-  write_tf_model_h5(model / "tf_model.h5", {"bert": weights}, model_scope="tf_bert_model")
   classifier = root / "TFBertForSequenceClassification"
-  classifier.mkdir()
+  source = {"model": fixtures.minilm_dir(), "classifier": str(small)}
   rng = np.random.default_rng(0)
-  head = {"classifier/kernel:0": rng.standard_normal((384, 3)).astype(np.float32),
+  head = {"classifier/kernel:0": rng.standard_normal((SMALL.hidden_size, 3)).astype(np.float32),
           "classifier/bias:0": rng.standard_normal(3).astype(np.float32)}
-  write_tf_model_h5(classifier / "tf_model.h5",
-                    {"bert": weights, "dropout_37": {}, "classifier": head},
-                    model_scope="tf_bert_for_sequence_classification")
   labels = dict(id2label={"0": "neg", "1": "neu", "2": "pos"},
                 label2id={"neg": 0, "neu": 1, "pos": 2},
                 problem_type="single_label_classification")
-  for folder, arch, extra in ((model, "TFBertModel", {}),
-                              (classifier, "TFBertForSequenceClassification", labels)):
+  for folder, which, arch, scope, extra in (
+      (model, "model", "TFBertModel", "tf_bert_model", {}),
+      (classifier, "classifier", "TFBertForSequenceClassification",
+       "tf_bert_for_sequence_classification", labels)):
+    folder.mkdir()
+    weights = _tf_weights(source[which])
+    assert "bert/encoder/layer_._0/attention/self/query/kernel:0" in weights
+    layers = {"bert": weights}
+    if which == "classifier":
+      layers.update({"dropout_37": {}, "classifier": head})
+    write_tf_model_h5(folder / "tf_model.h5", layers, model_scope=scope)
+    with open(os.path.join(source[which], "config.json"), encoding="utf-8") as f:
+      config = json.load(f)
     with open(folder / "config.json", "w", encoding="utf-8") as f:
       json.dump(dict(config, architectures=[arch], **extra), f)
     _copy_tokenizer(fixtures.minilm_dir(), folder)
-  return dict(model=str(model), classifier=str(classifier), head=head)
+  return dict(model=str(model), classifier=str(classifier), head=head, source=source)
 
 
 @pytest.mark.slow
@@ -191,9 +208,10 @@ def test_tf_model_h5_reads_the_safetensors_weights(h5_dirs, which):
   encoder the encoder export takes) give exactly the safetensors' weights."""
   from bert_hub.checkpoints import read_weights  # pylint: disable=g-import-not-at-top
   from bert_hub.config import load_config  # pylint: disable=g-import-not-at-top
-  config = load_config(os.path.join(fixtures.minilm_dir(), "config.json"))
+  source = h5_dirs["source"][which]
+  config = load_config(os.path.join(source, "config.json"))
   got = read_weights(h5_dirs[which], config)
-  want = read_weights(fixtures.minilm_dir(), config)
+  want = read_weights(source, config)
   assert got.format == "hf_h5" and want.format == "hf"
   assert sorted(got.arrays) == sorted(want.arrays)
   for name, value in want.arrays.items():
@@ -231,7 +249,7 @@ def test_tf_model_h5_classifier_equals_hugging_face(tmp_path, h5_dirs):
   got = tf.saved_model.load(path).signatures["serving_default"](
       sentences=tf.constant(sentences))
   model = transformers.BertForSequenceClassification.from_pretrained(
-      fixtures.minilm_dir(), num_labels=3).eval()
+      h5_dirs["source"]["classifier"], num_labels=3).eval()
   with torch.no_grad():
     model.classifier.weight.copy_(torch.tensor(h5_dirs["head"]["classifier/kernel:0"].T))
     model.classifier.bias.copy_(torch.tensor(h5_dirs["head"]["classifier/bias:0"]))
@@ -255,9 +273,17 @@ def test_tf_model_h5_file_path_and_format_flag(h5_dirs):
 
 
 def _without(folder, drop):
-  """A copy of the MiniLM sentence-transformers folder whose safetensors lacks `drop`."""
+  """A copy of the MiniLM sentence-transformers folder with SMALL's random
+  weights, whose safetensors lacks the weights matching `drop`."""
   from safetensors.numpy import load_file, save_file  # pylint: disable=g-import-not-at-top
   shutil.copytree(fixtures.minilm_dir(), folder)
+  fixtures.write_hf_checkpoint(folder, SMALL, pretraining=False)  # model.safetensors, config.json
+  pooling = os.path.join(folder, "1_Pooling", "config.json")
+  with open(pooling, encoding="utf-8") as f:
+    config = json.load(f)
+  config["word_embedding_dimension"] = SMALL.hidden_size
+  with open(pooling, "w", encoding="utf-8") as f:
+    json.dump(config, f)
   path = os.path.join(folder, "model.safetensors")
   arrays = load_file(path)
   kept = {k: v for k, v in arrays.items() if not re.match(drop, k)}
@@ -322,7 +348,7 @@ def test_no_pooler_text_embedding_equals_sentence_transformers(tmp_path, no_pool
   sentences = [a for a, _ in fixtures.PAIRS] + [b for _, b in fixtures.PAIRS]
   got = tf.saved_model.load(path).signatures["serving_default"](
       sentences=tf.constant(sentences))["embedding"].numpy()
-  want = SentenceTransformer(fixtures.minilm_dir(), device="cpu").encode(sentences)
+  want = SentenceTransformer(no_pooler, device="cpu").encode(sentences)
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
   assert _metadata(path)["checkpoint"]["pooler"] is False
 

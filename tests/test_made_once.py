@@ -49,3 +49,16 @@ def test_grappler_is_off_in_modules_not_marked(graph_optimization):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   assert not graph_optimization
   assert tf.config.optimizer.get_experimental_options()["disable_meta_optimizer"]
+
+
+def test_functions_are_traced_in_modules_not_marked():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  assert not tf.config.functions_run_eagerly()
+
+
+def test_every_module_named_in_the_order_exists():
+  """tests/conftest.py SLOWEST_FIRST names test modules of this folder, once each."""
+  import pathlib  # pylint: disable=g-import-not-at-top
+  here = pathlib.Path(__file__).parent
+  assert len(set(conftest.SLOWEST_FIRST)) == len(conftest.SLOWEST_FIRST)
+  assert [name for name in conftest.SLOWEST_FIRST if not (here / name).is_file()] == []

@@ -3,40 +3,33 @@
 One test (or more) per function there: an upgrade of TensorFlow or tf_keras
 that moves or changes one of them fails here, by name.
 """
-import os
 import subprocess
 import sys
 
 import pytest
 
-_REGISTERED_OPS_IN_A_FRESH_PROCESS = """
-import sys
-import bert_hub._tf_private as tf_private
-assert "tensorflow" not in sys.modules, "importing _tf_private loaded tensorflow"
-names = tf_private.registered_op_names()
-assert "tensorflow_text" not in sys.modules
-print("\\n".join(names))
-"""
 
-
-def test_registered_op_names_lists_core_ops_without_tf_text():
-  """pywrap_tf_session.TF_GetAllOpList, in a process that never loaded TF Text."""
-  result = subprocess.run(
-      [sys.executable, "-c", _REGISTERED_OPS_IN_A_FRESH_PROCESS],
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True,
-      timeout=600, check=False)
+def test_importing_tf_private_loads_no_tensorflow():
+  """ops.core_tensorflow() asks a fresh process for the ops TensorFlow alone
+  registers (tests/test_serving_ops.py): importing this module must not load
+  TensorFlow or an op library first."""
+  code = ("import sys\nimport bert_hub._tf_private\n"
+          "assert 'tensorflow' not in sys.modules, sorted(sys.modules)\n")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, check=False)
   assert result.returncode == 0, result.stderr
-  names = result.stdout.split()
-  assert {"MatMul", "StringSplitV2", "ReadVariableOp", "BatchMatMulV2"} <= set(names)
-  assert "FastWordpieceTokenizeWithOffsets" not in names  # a TF Text op
-  assert len(names) > 1000 and len(names) == len(set(names))
 
 
-def test_registered_op_names_include_loaded_op_libraries():
+def test_registered_op_names_lists_core_and_loaded_ops():
+  """pywrap_tf_session.TF_GetAllOpList: core ops and those of loaded op
+  libraries (without TF Text in a fresh process: tests/test_serving_ops.py)."""
   import bert_hub  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   import tensorflow_text  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   from bert_hub import _tf_private  # pylint: disable=g-import-not-at-top
-  assert "FastWordpieceTokenizeWithOffsets" in _tf_private.registered_op_names()
+  names = _tf_private.registered_op_names()
+  assert {"MatMul", "StringSplitV2", "ReadVariableOp", "BatchMatMulV2"} <= set(names)
+  assert "FastWordpieceTokenizeWithOffsets" in names  # a TF Text op
+  assert len(names) > 1000 and len(names) == len(set(names))
 
 
 def test_traced_as_saved_lets_save_reuse_the_trace(tmp_path):

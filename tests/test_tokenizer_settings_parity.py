@@ -56,6 +56,9 @@ from tests import fixtures
 from tests.test_preprocessing_fuzz import TRICKY
 from tests.test_preprocessing_fuzz import tricky_vocab_tokens
 
+# The in-memory models run eagerly (tests/conftest.py): a model per setting,
+# called on a few texts each.
+pytestmark = pytest.mark.eager_functions
 SEQ_LENGTH = 48
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -116,6 +119,10 @@ def forms(text: str) -> set:
   for variant in (text, text.lower(), strip(text), strip(text.lower())):
     out |= {w.strip(".,;:!?()'、。，") for w in variant.split()}
   return {w for w in out if w}
+
+
+def test_this_module_runs_functions_eagerly():
+  assert tf.config.functions_run_eagerly()
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from bert_hub.vocab import read_vocab
 
 import pytest
 
+pytestmark = pytest.mark.eager_functions  # (tests/conftest.py) one call per model
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["un", "##aff", "##able", "the", "cafe", "日", "##s"]
 
