@@ -13,7 +13,7 @@ Measures:
   exact     ids, masks, strings: equal, or it fails.
 """
 import dataclasses
-from typing import Any, List, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -108,3 +108,30 @@ def check_all(path: str, checks: Sequence[Check], *, compared: str) -> Verificat
         f"model: " + ", ".join(failed))
   return Verification(max_diff=max(scaled, default=0.0), tolerance=VERIFY_TOLERANCE,
                       compared=compared)
+
+
+def signature_checks(loaded, requests: dict, reference: dict,
+                     check: Callable[[str, str, Any, Any, str], Optional[Check]]
+                     ) -> List[Check]:
+  """Every request of every signature, run on the reloaded `loaded`, against the
+  reference's outputs for it.
+
+  requests: {signature: [feeds]}; reference: {signature: [outputs]} in the same
+  order. Output names that differ are one exact check; otherwise
+  `check(signature, key, got, want, name)` makes each output's Check (None: not
+  compared), `name` being "<signature> <key> (request <i>)".
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  checks = []
+  for signature, batch in requests.items():
+    for i, feeds in enumerate(batch):
+      got = loaded.signatures[signature](**{k: tf.constant(v) for k, v in feeds.items()})
+      want = reference[signature][i]
+      if sorted(got) != sorted(want):
+        checks.append(Check(f"{signature} output names", sorted(got), sorted(want),
+                            measure="exact"))
+        continue
+      made = (check(signature, key, got[key], want[key], f"{signature} {key} (request {i})")
+              for key in want)
+      checks += [c for c in made if c is not None]
+  return checks

@@ -139,3 +139,29 @@ def test_after_save_changes_the_files_before_they_are_reloaded(tmp_path):
   assert steps == ["build", "reference", "after_save", "release", "checks", "warmup",
                    "files"]
   assert files.signature_def(result.path, "serving_default").method_name == "renamed"
+
+
+def test_signature_checks_run_every_request_on_the_reloaded_model():
+  """verify.signature_checks: each request of each signature against its
+  reference outputs; other output names are one exact check; None skips."""
+  calls = []
+
+  def double(x):
+    calls.append(x.numpy().tolist())
+    return {"y": x * 2.0, "skipped": x}
+
+  loaded = type("Loaded", (), {"signatures": {"a": double, "b": lambda x: {"z": x}}})()
+  requests = {"a": [{"x": np.array([1.0])}, {"x": np.array([2.0, 3.0])}],
+              "b": [{"x": np.array([1.0])}]}
+  reference = {"a": [{"y": np.array([2.0]), "skipped": None},
+                     {"y": np.array([4.0, 6.5]), "skipped": None}],
+               "b": [{"y": np.array([1.0])}]}
+  checks = verify.signature_checks(
+      loaded, requests, reference,
+      lambda signature, key, got, want, name: None if key == "skipped" else
+      verify.Check(name, got, want))
+  assert calls == [[1.0], [2.0, 3.0]]
+  assert [c.name for c in checks] == ["a y (request 0)", "a y (request 1)",
+                                      "b output names"]
+  assert [c.difference() for c in checks[:2]] == [0.0, 0.5 / 6.5]
+  assert checks[2].measure == "exact" and checks[2].difference() == float("inf")

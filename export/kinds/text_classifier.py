@@ -44,7 +44,7 @@ from export import classifier_object as co
 from export import pipeline, publish, sources, warmup
 from export.kinds.preprocessing import create_from_settings
 from export.saved_model import FLOAT32_SIGNATURE, check_serving_precision
-from export.verify import BFLOAT16_TOLERANCE, Check
+from export.verify import BFLOAT16_TOLERANCE, Check, signature_checks
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
@@ -268,20 +268,14 @@ class TextClassifierExport(pipeline.ExportKind):
     del self.model, self.head_layer, self.obj
 
   def checks(self, loaded, reference):
-    checks = []
     bfloat16 = self.serving_precision == "bfloat16"
-    for name, batch in self.warmup_requests().items():
-      for i, feeds in enumerate(batch):
-        got = loaded.signatures[name](**{k: tf.constant(v) for k, v in feeds.items()})
-        want = reference[name][i]
-        if sorted(got) != sorted(want):
-          checks.append(Check(f"{name} output names", sorted(got), sorted(want),
-                              measure="exact"))
-          continue
-        in_bfloat16 = bfloat16 and name != FLOAT32_SIGNATURE
-        checks += [_check(f"{name} {key} (request {i})", got[key], want[key],
-                          bfloat16=in_bfloat16)
-                   for key in want if not (key == "label" and in_bfloat16)]
+
+    def check(signature, key, got, want, name):
+      in_bfloat16 = bfloat16 and signature != FLOAT32_SIGNATURE
+      if key == "label" and in_bfloat16:
+        return None
+      return _check(name, got, want, bfloat16=in_bfloat16)
+    checks = signature_checks(loaded, self.warmup_requests(), reference, check)
     got_labels = loaded.get_labels().numpy()
     checks.append(Check("get_labels", got_labels, np.array(
         [l.encode("utf-8") for l in self.labels], dtype=object), measure="exact"))

@@ -69,7 +69,7 @@ from export.kinds.text_embedding_graph import (  # noqa: F401  (public names)
     FLOAT32_SIGNATURE, pack, prompt_length, text_embedding_functions,
     text_embedding_object)
 from export.saved_model import check_serving_precision
-from export.verify import BFLOAT16_TOLERANCE, Check
+from export.verify import BFLOAT16_TOLERANCE, Check, signature_checks
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
@@ -172,25 +172,17 @@ class TextEmbeddingExport(pipeline.ExportKind):
     self._functions = None
 
   def checks(self, loaded, reference):
-    checks = []
     feeds = verification_feeds(self.seq_length, self.signature_names)
-    for name, requests in feeds.items():
-      bfloat16 = (getattr(self, "serving_precision", "float32") == "bfloat16"
-                  and name != FLOAT32_SIGNATURE)
-      for i, feed in enumerate(requests):
-        got = loaded.signatures[name](**{k: tf.constant(v) for k, v in feed.items()})
-        want = reference[name][i]
-        if sorted(got) != sorted(want):
-          checks.append(Check(f"{name} output names", sorted(got), sorted(want),
-                              measure="exact"))
-          continue
-        checks += [Check(f"{name} {key} (request {i})" + (
-            " (bfloat16)" if bfloat16 and key != "input_mask" else ""), got[key], want[key],
-                         measure="exact" if key == "input_mask" else
-                         "relative" if bfloat16 else "scaled",
-                         **({"tolerance": BFLOAT16_TOLERANCE}
-                            if bfloat16 and key != "input_mask" else {}))
-                   for key in want]
+    precision = getattr(self, "serving_precision", "float32")
+
+    def check(signature, key, got, want, name):
+      if key == "input_mask":
+        return Check(name, got, want, measure="exact")
+      if precision == "bfloat16" and signature != FLOAT32_SIGNATURE:
+        return Check(name + " (bfloat16)", got, want, measure="relative",
+                     tolerance=BFLOAT16_TOLERANCE)
+      return Check(name, got, want)
+    checks = signature_checks(loaded, feeds, reference, check)
     checks += [Check(f"__call__ embedding (request {i})", loaded(tf.constant(feed["sentences"])),
                      reference["__call__"][i][EMBEDDING])
                for i, feed in enumerate(feeds[SERVING_SIGNATURE])]
