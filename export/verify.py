@@ -78,6 +78,18 @@ class Check:
     return scaled_difference(got, want)
 
 
+def output_check(name: str, got, want, *, bfloat16: bool = False) -> Check:
+  """How an output is compared: ids, masks and strings exact; float outputs
+  scaled within VERIFY_TOLERANCE, or, computed in bfloat16, relative within
+  BFLOAT16_TOLERANCE (named "... (bfloat16)")."""
+  if not np.issubdtype(np.asarray(want).dtype, np.floating):
+    return Check(name, got, want, measure="exact")
+  if bfloat16:
+    return Check(name + " (bfloat16)", got, want, measure="relative",
+                 tolerance=BFLOAT16_TOLERANCE)
+  return Check(name, got, want)
+
+
 @dataclasses.dataclass
 class Verification:
   """What check_all measured, for the report, the page and bert_hub.json."""

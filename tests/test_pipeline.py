@@ -165,3 +165,18 @@ def test_signature_checks_run_every_request_on_the_reloaded_model():
                                       "b output names"]
   assert [c.difference() for c in checks[:2]] == [0.0, 0.5 / 6.5]
   assert checks[2].measure == "exact" and checks[2].difference() == float("inf")
+
+
+def test_output_check_compares_by_dtype_and_precision():
+  """verify.output_check: what every kind compares its outputs with."""
+  floats, ids = np.array([1.0, 2.0]), np.array([1, 2], np.int32)
+  labels = np.array([b"a"], dtype=object)
+  assert [(c.name, c.measure, c.tolerance) for c in (
+      verify.output_check("x", floats, floats),
+      verify.output_check("x", floats, floats, bfloat16=True),
+      verify.output_check("mask", ids, ids, bfloat16=True),
+      verify.output_check("label", labels, labels))] == [
+          ("x", "scaled", verify.VERIFY_TOLERANCE),
+          ("x (bfloat16)", "relative", verify.BFLOAT16_TOLERANCE),
+          ("mask", "exact", verify.VERIFY_TOLERANCE),
+          ("label", "exact", verify.VERIFY_TOLERANCE)]

@@ -22,7 +22,7 @@ from bert_hub.encoder import INPUT_NAMES, sample_inputs
 from bert_hub.errors import BertHubError
 from export import pipeline, publish, saved_model, sources, versions, warmup
 from export.pages import encoder_page, naming
-from export.verify import BFLOAT16_TOLERANCE, VERIFY_TOLERANCE, Check
+from export.verify import Check, output_check
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
@@ -88,12 +88,8 @@ def encoder_checks(loaded, expected, *, version: versions.Version,
   checks = [Check(f"__call__ {k}", v, reference[k]) for k, v in called.items()]
   for name, outputs in served.items():
     bfloat16 = serving_precision == "bfloat16" and name == "serving_default"
-    for key, value in outputs.items():
-      checks.append(Check(f"{name} {key}" + (" (bfloat16)" if bfloat16 else ""),
-                          value, reference[key],
-                          measure="relative" if bfloat16 else "scaled",
-                          tolerance=BFLOAT16_TOLERANCE if bfloat16 else
-                          VERIFY_TOLERANCE))
+    checks += [output_check(f"{name} {key}", value, reference[key], bfloat16=bfloat16)
+               for key, value in outputs.items()]
   if "mlm_logits" in expected:
     checks.append(Check("mlm mlm_logits",
                         loaded.mlm(expected["mlm_inputs"])["mlm_logits"],

@@ -44,7 +44,7 @@ from export import classifier_object as co
 from export import pipeline, publish, sources, warmup
 from export.kinds.preprocessing import create_from_settings
 from export.saved_model import FLOAT32_SIGNATURE, check_serving_precision
-from export.verify import BFLOAT16_TOLERANCE, Check, signature_checks
+from export.verify import Check, output_check, signature_checks
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
@@ -146,18 +146,6 @@ def requests(function: str, seq_length: int, serving_precision: str = "float32")
 
 
 # ---------------------------------------------------------------- the kind
-
-
-def _check(name, got, want, *, bfloat16: bool) -> Check:
-  """Strings exact; floats scaled, or relative within BFLOAT16_TOLERANCE for a
-  bfloat16 export (its `label`, an argmax that may flip on a near tie, is not
-  compared: its probabilities are)."""
-  if want.dtype == object:
-    return Check(name, got, want, measure="exact")
-  if bfloat16:
-    return Check(name + " (bfloat16)", got, want, measure="relative",
-                 tolerance=BFLOAT16_TOLERANCE)
-  return Check(name, got, want, measure="scaled")
 
 
 class TextClassifierExport(pipeline.ExportKind):
@@ -271,10 +259,12 @@ class TextClassifierExport(pipeline.ExportKind):
     bfloat16 = self.serving_precision == "bfloat16"
 
     def check(signature, key, got, want, name):
+      # A bfloat16 export's `label`, an argmax that may flip on a near tie, is
+      # not compared: its probabilities are.
       in_bfloat16 = bfloat16 and signature != FLOAT32_SIGNATURE
       if key == "label" and in_bfloat16:
         return None
-      return _check(name, got, want, bfloat16=in_bfloat16)
+      return output_check(name, got, want, bfloat16=in_bfloat16)
     checks = signature_checks(loaded, self.warmup_requests(), reference, check)
     got_labels = loaded.get_labels().numpy()
     checks.append(Check("get_labels", got_labels, np.array(

@@ -69,7 +69,7 @@ from export.kinds.text_embedding_graph import (  # noqa: F401  (public names)
     FLOAT32_SIGNATURE, pack, prompt_length, text_embedding_functions,
     text_embedding_object)
 from export.saved_model import check_serving_precision
-from export.verify import BFLOAT16_TOLERANCE, Check, signature_checks
+from export.verify import Check, output_check, signature_checks
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
@@ -173,16 +173,11 @@ class TextEmbeddingExport(pipeline.ExportKind):
 
   def checks(self, loaded, reference):
     feeds = verification_feeds(self.seq_length, self.signature_names)
-    precision = getattr(self, "serving_precision", "float32")
-
-    def check(signature, key, got, want, name):
-      if key == "input_mask":
-        return Check(name, got, want, measure="exact")
-      if precision == "bfloat16" and signature != FLOAT32_SIGNATURE:
-        return Check(name + " (bfloat16)", got, want, measure="relative",
-                     tolerance=BFLOAT16_TOLERANCE)
-      return Check(name, got, want)
-    checks = signature_checks(loaded, feeds, reference, check)
+    bfloat16 = getattr(self, "serving_precision", "float32") == "bfloat16"
+    checks = signature_checks(
+        loaded, feeds, reference,
+        lambda signature, key, got, want, name: output_check(  # input_mask: exact
+            name, got, want, bfloat16=bfloat16 and signature != FLOAT32_SIGNATURE))
     checks += [Check(f"__call__ embedding (request {i})", loaded(tf.constant(feed["sentences"])),
                      reference["__call__"][i][EMBEDDING])
                for i, feed in enumerate(feeds[SERVING_SIGNATURE])]
