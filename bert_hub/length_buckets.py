@@ -69,7 +69,8 @@ def run_by_length(fn: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]],
     fn: dict of int tensors [b, s] (the keys of `inputs`) -> dict of tensors,
       each [b, ...] (one row per input row) or, for the names in `per_token`,
       [b, s, ...]. Traced once (a tf.function, no autograph) and called from
-      a tf.while_loop body: it must not create variables.
+      a tf.while_loop body: it must not create variables. Eagerly, called once
+      on the whole batch trimmed to its longest row.
     inputs: dict of int tensors [B, S], right-padded; one of them is
       "input_mask" (1 on tokens, 0 on padding). S static or dynamic.
     per_token: the output names that have a position axis (axis 1).
@@ -83,6 +84,12 @@ def run_by_length(fn: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]],
     [B, S, ...] with zeros where the mask is 0.
   """
   mask = inputs[MASK]  # [B, S]
+  if tf.executing_eagerly():
+    # Eagerly (an export's in-memory reference, export/pipeline.py): fn once,
+    # op by op, on the batch trimmed to its longest row: no graph to trace,
+    # and the values the buckets must equal.
+    length = int(tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)))  # B = 0: min int
+    return _pad_back(fn(_trim(inputs, max(length, 1))), mask, per_token)
   batch = tf.shape(mask)[0]
   seq_length = tf.shape(mask)[1]
   # fn traced once; the loop's body (or the one static call) calls that graph.

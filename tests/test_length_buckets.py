@@ -87,3 +87,22 @@ def test_one_graph_path_for_every_batch_size():
   types = {op.type for op in graph.get_operations()}
   assert "While" in types or "StatelessWhile" in types, types
   assert not types & {"If", "StatelessIf"}, types
+
+
+@pytest.mark.parametrize("batch", [0, 1, 10])
+def test_eagerly_one_call_on_the_trimmed_batch_equals_the_buckets(batch):
+  """An export's in-memory reference runs eagerly (export/pipeline.py): fn once,
+  on every row trimmed to the longest; the same values as the buckets' graph."""
+  rng = np.random.RandomState(batch)
+  lengths = rng.randint(1, S - 2, size=batch)
+  mask = (np.arange(S)[np.newaxis] < lengths[:, np.newaxis]).astype(np.int32)  # [B, S]
+  ids = rng.randint(1, 50, size=(batch, S)).astype(np.int32) * mask  # [B, S]
+  feeds = {"input_word_ids": tf.constant(ids), "input_mask": tf.constant(mask)}
+  assert tf.executing_eagerly()
+  got = length_buckets.run_by_length(fn, feeds, per_token=("tokens",), chunk_size=3)
+  np.testing.assert_array_equal(got["called_rows"], batch)
+  np.testing.assert_array_equal(got["called_length"], max(lengths.max(initial=0), 1))
+  want = by_length(feeds)
+  assert got["tokens"].shape == (batch, S, H)
+  for key in ("tokens", "pooled"):
+    np.testing.assert_allclose(got[key], want[key], atol=1e-6)

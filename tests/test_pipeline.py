@@ -141,6 +141,44 @@ def test_after_save_changes_the_files_before_they_are_reloaded(tmp_path):
   assert files.signature_def(result.path, "serving_default").method_name == "renamed"
 
 
+@pytest.mark.parametrize("eager_before", [False, True])
+def test_the_reference_runs_eagerly_and_the_checks_as_graphs(tmp_path, eager_before):
+  """The in-memory reference: tf.functions op by op, grappler off for any graph;
+  the reloaded model's checks: graphs. Both settings as they were afterwards."""
+  seen = {}
+
+  class _Watched(_Kind):
+    def reference(self):
+      seen["reference"] = (tf.config.functions_run_eagerly(),
+                           tf.config.optimizer.get_experimental_options().get(
+                               "disable_meta_optimizer", False))
+      # A tf.function of the in-memory model runs its Python code: no trace.
+      traces = []
+
+      @tf.function
+      def double(x):
+        traces.append(1)
+        return 2.0 * x
+      double(tf.constant(1.0))
+      double(tf.constant(2.0))
+      seen["traces"] = len(traces)  # eagerly: called twice; traced: once
+      return super().reference()
+
+    def checks(self, loaded, reference):
+      seen["checks"] = tf.config.functions_run_eagerly()
+      return super().checks(loaded, reference)
+
+  options = tf.config.optimizer.get_experimental_options()
+  tf.config.run_functions_eagerly(eager_before)
+  try:
+    _run(_Watched(), tmp_path)
+    assert seen == {"reference": (True, True), "traces": 2, "checks": eager_before}
+    assert tf.config.functions_run_eagerly() == eager_before
+    assert tf.config.optimizer.get_experimental_options() == options
+  finally:
+    tf.config.run_functions_eagerly(False)
+
+
 def test_signature_checks_run_every_request_on_the_reloaded_model():
   """verify.signature_checks: each request of each signature against its
   reference outputs; other output names are one exact check; None skips."""

@@ -68,8 +68,9 @@ def _encoder_function(network):
 
 def text_embedding_functions(model: encoder_lib.Encoder, preprocessor, *, seq_length: int,
                              head: Head, serving_precision: str = "float32"):
-  """(obj, signatures, float32 signatures): the object to save, its signatures,
-  and (for verification) every signature computed in float32.
+  """(obj, signatures, float32 functions): the object to save, its signatures
+  (concrete functions), and (for verification's reference, which runs them
+  eagerly) every signature's tf.function, computed in float32.
 
   Args:
     model: the Encoder, weights assigned.
@@ -158,11 +159,11 @@ def text_embedding_functions(model: encoder_lib.Encoder, preprocessor, *, seq_le
     return tokens(sentences)
 
   def all_signatures(bfloat16):
-    """{name: concrete function} of every signature at one precision; the
-    float32 ones call the object API's functions (one graph, not two)."""
+    """{name: tf.function with its input_signature} of every signature at one
+    precision; the float32 ones call the object API's functions (one graph,
+    not two)."""
     def as_signature(function, specs):
-      return tf.function(function, autograph=False,
-                         input_signature=specs).get_concrete_function()
+      return tf.function(function, autograph=False, input_signature=specs)
 
     def pairs(sentences, second_sentences):
       if not bfloat16:
@@ -178,19 +179,22 @@ def text_embedding_functions(model: encoder_lib.Encoder, preprocessor, *, seq_le
           sentences, prompt=text, bfloat16=bfloat16)}, one)
     out = {SERVING_SIGNATURE: one_prompt(default),
            PAIRS_SIGNATURE: as_signature(pairs, two),
-           TOKENS_SIGNATURE: (token_embeddings.get_concrete_function() if not bfloat16 else
+           TOKENS_SIGNATURE: (token_embeddings if not bfloat16 else
                               as_signature(lambda sentences: tokens(sentences, bfloat16=True),
                                            one))}
     for name, text in head.prompts:
       out[name] = one_prompt(text)
     return out
 
+  def concrete(functions):
+    return {name: f.get_concrete_function() for name, f in functions.items()}
+
   float32 = all_signatures(False)
-  signatures = dict(float32)
+  signatures = concrete(float32)
   if serving_precision == "bfloat16":
-    signatures = dict(all_signatures(True))
-    signatures[FLOAT32_SIGNATURE] = float32[SERVING_SIGNATURE]
-    float32 = dict(float32, **{FLOAT32_SIGNATURE: float32[SERVING_SIGNATURE]})
+    float32[FLOAT32_SIGNATURE] = float32[SERVING_SIGNATURE]
+    signatures = concrete(all_signatures(True))
+    signatures[FLOAT32_SIGNATURE] = float32[FLOAT32_SIGNATURE].get_concrete_function()
 
   obj.vocab_file = preprocessor.vocab_file
   obj.__call__ = embed
