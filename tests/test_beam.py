@@ -8,6 +8,7 @@ the reason when apache_beam is missing.
 """
 import functools
 import glob
+import importlib.util
 import json
 import os
 
@@ -16,18 +17,28 @@ import pytest
 
 import bert_hub  # noqa: F401  (legacy Keras first)
 
-beam = pytest.importorskip("apache_beam", reason="apache-beam not installed: "
-                           "pip install '.[beam]' (make test installs it)")
-pq = pytest.importorskip("pyarrow.parquet")
+# Whether Beam is there is asked without importing it: every xdist worker
+# collects this module, and apache_beam with export/beam.py costs about 3 s of
+# imports, which only the worker that runs these tests should pay (`beam_lib`).
+for _module, _install in (("apache_beam", "'.[beam]'"), ("pyarrow", "pyarrow")):
+  if importlib.util.find_spec(_module) is None:
+    pytest.skip(f"{_module} not installed: pip install {_install} (make test installs it)",
+                allow_module_level=True)
 
 import tensorflow as tf  # noqa: E402  pylint: disable=wrong-import-position,wrong-import-order
 import tensorflow_text  # noqa: F401,E402  pylint: disable=wrong-import-position,unused-import
 
-from export import beam as beam_lib  # noqa: E402  pylint: disable=wrong-import-position
 from export import cli  # noqa: E402  pylint: disable=wrong-import-position
 from tests import fixtures  # noqa: E402  pylint: disable=wrong-import-position
 
 WORDS = [w for w in fixtures.TINY_VOCAB[5:] if not w.startswith("##")]
+
+
+@pytest.fixture(scope="module")
+def beam_lib():
+  """export/beam.py, imported by the first test that needs it."""
+  from export import beam  # pylint: disable=g-import-not-at-top
+  return beam
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +69,7 @@ def _serve(path, texts):
 
 def _read_parquet(prefix):
   import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   files = sorted(glob.glob(prefix + "-*.parquet"))
   assert files
   return pa.concat_tables([pq.read_table(f) for f in files]).to_pydict()
@@ -112,7 +124,7 @@ def test_text_lines_on_two_workers(servable, capsys):
 
 
 @pytest.mark.slow
-def test_json_lines_with_fields_and_bad_lines(servable):
+def test_json_lines_with_fields_and_bad_lines(servable, beam_lib):
   root, path = servable
   rng = np.random.default_rng(1)
   texts = _sentences(rng, 200)
@@ -137,7 +149,7 @@ def test_json_lines_with_fields_and_bad_lines(servable):
   assert "no string field 'body'" in errors[f"{in_file}:10"]
 
 
-def test_a_failing_element_does_not_fail_its_batch():
+def test_a_failing_element_does_not_fail_its_batch(beam_lib):
   class Model:  # a signature that refuses one text, as a real one may
     def __init__(self):
       self.signatures = {"serving_default": self.serve}
