@@ -401,7 +401,7 @@ def test_verification_catches_other_weights(loaded_tiny, python_api):
   from bert_hub.encoder import build_encoder  # pylint: disable=g-import-not-at-top
   head = text_embedding.head_from_options(pooling="mean", normalize=True)
   kind = text_embedding.TextEmbeddingExport.__new__(text_embedding.TextEmbeddingExport)
-  kind.seq_length, kind.head = SEQ_LENGTH, head
+  kind.seq_length, kind.head, kind.serving_precision = SEQ_LENGTH, head, "float32"
   kind.signature_names = list(text_embedding.FIXED_SIGNATURES)
   loaded = loaded_tiny("mean")
   for model, fails in ((python_api["model"], False), (build_encoder(CONFIG), True)):

@@ -66,8 +66,7 @@ from export.kinds.text_embedding_head import (  # noqa: F401  (the kind's public
     TOKEN_OUTPUTS, TOKENS_SIGNATURE, Head, check_prompt_names, head_from_options,
     head_from_spec)
 from export.kinds.text_embedding_graph import (  # noqa: F401  (public names)
-    FLOAT32_SIGNATURE, pack, prompt_length, text_embedding_functions,
-    text_embedding_object)
+    FLOAT32_SIGNATURE, pack, prompt_length, text_embedding_functions)
 from export.saved_model import check_serving_precision
 from export.verify import Check, output_check, signature_checks
 
@@ -173,7 +172,7 @@ class TextEmbeddingExport(pipeline.ExportKind):
 
   def checks(self, loaded, reference):
     feeds = verification_feeds(self.seq_length, self.signature_names)
-    bfloat16 = getattr(self, "serving_precision", "float32") == "bfloat16"
+    bfloat16 = self.serving_precision == "bfloat16"
     checks = signature_checks(
         loaded, feeds, reference,
         lambda signature, key, got, want, name: output_check(  # input_mask: exact

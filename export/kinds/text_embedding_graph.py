@@ -190,11 +190,13 @@ def text_embedding_functions(model: encoder_lib.Encoder, preprocessor, *, seq_le
     return {name: f.get_concrete_function() for name, f in functions.items()}
 
   float32 = all_signatures(False)
-  signatures = concrete(float32)
   if serving_precision == "bfloat16":
+    # Of the float32 ones, only serving_float32 is saved as a signature.
     float32[FLOAT32_SIGNATURE] = float32[SERVING_SIGNATURE]
     signatures = concrete(all_signatures(True))
     signatures[FLOAT32_SIGNATURE] = float32[FLOAT32_SIGNATURE].get_concrete_function()
+  else:
+    signatures = concrete(float32)
 
   obj.vocab_file = preprocessor.vocab_file
   obj.__call__ = embed
@@ -202,12 +204,3 @@ def text_embedding_functions(model: encoder_lib.Encoder, preprocessor, *, seq_le
   obj.token_embeddings = token_embeddings
   return obj, signatures, float32
 
-
-def text_embedding_object(model: encoder_lib.Encoder, preprocessor, *, seq_length: int,
-                          head: Head, serving_precision: str = "float32"):
-  """(obj, signatures) for tf.saved_model.save(obj, path, signatures=signatures);
-  see text_embedding_functions."""
-  obj, signatures, _ = text_embedding_functions(
-      model, preprocessor, seq_length=seq_length, head=head,
-      serving_precision=serving_precision)
-  return obj, signatures
