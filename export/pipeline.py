@@ -149,7 +149,7 @@ def _in_memory_reference():
   signature's graph (the tokenizer, the length buckets, the encoder) costs
   0.2-0.5 s a function and saves nothing on so little data; op by op, the same
   Python code computes the same values (a text-embedding export's reference:
-  tiny model 1.8-2.2 s -> 0.55 s, MiniLM 3.1 s -> 2.1 s; 2026-12-07). Graphs it still runs
+  tiny model 1.8-2.2 s -> 0.55 s, MiniLM 3.1-3.3 s -> 2.1-2.4 s; 2026-12-07). Graphs it still runs
   (concrete functions) are not optimized. The reloaded model, what TF Serving
   runs, is verified as graphs with the optimizations on (oneDNN rewrites
   included).
